@@ -138,9 +138,11 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
 
 
 def load_config(
-    cls: type[T], path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
 ) -> T:
-    """Load `cls` from an optional YAML file, then apply overrides (`a.b=value` strings or a dict)."""
+    """Load `cls` from an optional YAML file, then apply overrides (`a.b=value` strings or dict)."""
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)

@@ -272,7 +272,7 @@ def load_pair(path: str | Path, seed: int = 0) -> dict[str, list[Record]]:
 
 
 def load_psych8k(path: str | Path) -> list[Record]:
-    """Psych8k (a JSON list of `instruction`, `input`, `output`) -> prompt = input, reference = output."""
+    """Psych8k (JSON list: `instruction`, `input`, `output`): prompt = input, reference = output."""
     rows = load_table(path, columns={"instruction": "instruction", "input": "input",
                                      "output": "output"})
     return [{"prompt": r["input"], "reference": r["output"], "instruction": r["instruction"]}
@@ -440,7 +440,8 @@ def load_prompts(spec: str | Path | Sequence[str] | dict[str, Any]) -> list[str]
     if isinstance(spec, list | tuple):
         return [str(s) for s in spec]
     opts: dict[str, Any] = dict(spec) if isinstance(spec, dict) else {"path": str(spec)}
-    col, where, limit = opts.pop("column", "prompt"), opts.pop("where", None), opts.pop("limit", None)
+    col, where = opts.pop("column", "prompt"), opts.pop("where", None)
+    limit = opts.pop("limit", None)
     records = _prompts_from_dict(opts)
     for key, value in (where or {}).items():
         records = [r for r in records if r.get(key) == value]

