@@ -312,9 +312,10 @@ class Service:
         from moalign.errors import ObjectiveError
 
         try:
-            return [float(x) for x in parse_weights(dict(spec), self.objectives).tolist()]
+            parse_weights(dict(spec), self.objectives)  # unknown names, NaN, < 0, all zero
         except (ObjectiveError, ConfigError) as e:
             raise BadRequest(f"invalid weights: {e}") from None
+        return [float(spec.get(n, 0.0)) for n in self.objectives]  # exact, omitted = 0
 
     def check_limits(self, req: GenerateRequest) -> int:
         """Enforce the size limits; return the request's max_new_tokens."""
@@ -409,6 +410,7 @@ def _add_routes(app: Any, svc: Service) -> None:
     from fastapi.responses import PlainTextResponse
 
     @app.post("/generate", response_model=GenerateResponse,
+              summary="Generate with per-request objective weights",
               responses={400: {"description": "invalid weights or oversize input"},
                          422: {"description": "malformed body"},
                          503: {"description": "queue full"}})
@@ -432,16 +434,16 @@ def _add_routes(app: Any, svc: Service) -> None:
             queue_ms=round((job.started - job.enqueued) * 1000, 3),
             latency_ms=round((done - t0) * 1000, 3))
 
-    @app.get("/health")
+    @app.get("/health", summary="Liveness and the served objectives")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "objectives": svc.objectives, "base": svc.manifest.base,
                 "queue_depth": svc.batcher.depth}
 
-    @app.get("/objectives")
+    @app.get("/objectives", summary="Objective names, default weights and limits")
     async def objectives() -> dict[str, Any]:
         return svc.info()
 
-    @app.get("/metrics")
+    @app.get("/metrics", summary="Counters, batch sizes and latency percentiles")
     async def metrics(format: Literal["json", "prometheus"] = Query("json")) -> Any:
         snap = svc.metrics.snapshot(svc.batcher.depth)
         if format == "prometheus":

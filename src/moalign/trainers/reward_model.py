@@ -161,39 +161,42 @@ def pooled_states(model: Any, prompts: list[str], responses: list[str], max_leng
     """Frozen-backbone pooled states of (prompt, response) pairs, (N, H) on the model device."""
     device = next(model.parameters()).device
     out = []
-    for i in tqdm(range(0, len(prompts), batch_size), desc="embed", leave=False):
+    for i in tqdm(range(0, len(prompts), batch_size), desc="embed", leave=False,
+                  disable=len(prompts) <= 8 * batch_size):
         enc = model.encode(prompts[i:i + batch_size], responses[i:i + batch_size], max_length)
         out.append(_pool(model, {k: v.to(device) for k, v in enc.items()}))
     return torch.cat(out)
 
 
-def rewards(model: Any, rows: list[dict[str, str]], which: str, max_length: int,
-            batch_size: int = 32) -> torch.Tensor:
-    """Raw rewards r(x, y) (N,) of the `which` ('chosen' / 'rejected') responses, no gradient."""
-    h = pooled_states(model, [r["prompt"] for r in rows], [r[which] for r in rows], max_length,
-                      batch_size)
-    with torch.no_grad():
-        return model.head(h).squeeze(-1)
+def pair_states(model: Any, rows: list[dict[str, str]],
+                max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled states of the chosen and of the rejected responses: ((N, H), (N, H))."""
+    prompts = [r["prompt"] for r in rows]
+    return (pooled_states(model, prompts, [r["chosen"] for r in rows], max_length),
+            pooled_states(model, prompts, [r["rejected"] for r in rows], max_length))
+
+
+def head_rewards(model: Any, states: torch.Tensor) -> torch.Tensor:
+    """r = head(pooled state): (N, H) -> (N,)."""
+    return model.head(states).squeeze(-1)
 
 
 # ----------------------------------------------------------------------------- training
 
 
-def fit_head(model: Any, train: list[dict[str, str]], cfg: RMConfig) -> list[float]:
-    """`train: head`: full-batch AdamW on cached frozen-backbone states (Eq. 3.2). Returns the
-    loss curve (one value per epoch)."""
+def fit_head(model: Any, h_c: torch.Tensor, h_r: torch.Tensor, cfg: RMConfig) -> list[float]:
+    """`train: head`: full-batch AdamW on cached frozen-backbone states of the chosen (h_c) and
+    rejected (h_r) responses, Bradley-Terry loss (Eq. 3.2). Returns the loss per epoch."""
     from moalign.losses import bradley_terry_loss
 
     hp = cfg.resolved()
-    prompts = [r["prompt"] for r in train]
-    h_c = pooled_states(model, prompts, [r["chosen"] for r in train], cfg.max_length)
-    h_r = pooled_states(model, prompts, [r["rejected"] for r in train], cfg.max_length)
     opt = torch.optim.AdamW(model.head.parameters(), lr=hp["lr"], betas=(0.9, 0.95), eps=1e-5,
                             weight_decay=hp["weight_decay"])
     curve = []
-    for _ in tqdm(range(hp["epochs"]), desc="fit head", leave=False):
+    bar = tqdm(range(hp["epochs"]), desc="fit reward head", leave=False)
+    for _ in bar:
         opt.zero_grad()
-        loss = bradley_terry_loss(model.head(h_c).squeeze(-1), model.head(h_r).squeeze(-1))
+        loss = bradley_terry_loss(head_rewards(model, h_c), head_rewards(model, h_r))
         loss.backward()
         opt.step()
         curve.append(loss.item())
@@ -225,7 +228,7 @@ def fit_backbone(model: Any, train: list[dict[str, str]], cfg: RMConfig) -> list
             responses = [r["chosen"] for r in batch] + [r["rejected"] for r in batch]
             enc = {k: v.to(device) for k, v in
                    model.encode(prompts, responses, cfg.max_length).items()}
-            r = model.head(_pool(model, enc)).squeeze(-1)  # (2b,)
+            r = head_rewards(model, _pool(model, enc))  # (2b,)
             loss = bradley_terry_loss(r[: len(batch)], r[len(batch):])
             opt.zero_grad()
             loss.backward()
@@ -236,15 +239,21 @@ def fit_backbone(model: Any, train: list[dict[str, str]], cfg: RMConfig) -> list
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
+    model.eval()
     return curve
 
 
-def _centre_bias(model: Any, train: list[dict[str, str]], cfg: RMConfig) -> None:
+@torch.no_grad()
+def _centre_bias(model: Any, h_c: torch.Tensor, h_r: torch.Tensor) -> None:
     """Shift the head bias so the mean training reward is 0 (σ(r) = 0.5 on average)."""
-    r = torch.cat([rewards(model, train, "chosen", cfg.max_length),
-                   rewards(model, train, "rejected", cfg.max_length)])
-    with torch.no_grad():
-        model.head.bias -= r.mean()
+    model.head.bias -= torch.cat([head_rewards(model, h_c), head_rewards(model, h_r)]).mean()
+
+
+@torch.no_grad()
+def _accuracy(model: Any, h_c: torch.Tensor, h_r: torch.Tensor) -> float:
+    from moalign.losses import pairwise_accuracy
+
+    return round(pairwise_accuracy(head_rewards(model, h_c), head_rewards(model, h_r)), 4)
 
 
 def train_reward_model(cfg: RMConfig) -> dict[str, Any]:
@@ -254,23 +263,21 @@ def train_reward_model(cfg: RMConfig) -> dict[str, Any]:
     folder is a `kind: reward_model` scorer (`build_scorer({"kind": "reward_model", "path":
     cfg.out})`) whose metadata also holds these metrics, the data hash and the config.
     """
-    from moalign.losses import pairwise_accuracy
-
     rows, source = load_pairs(cfg)
     train, val = split_pairs(rows, cfg.val_fraction, cfg.seed)
     model = build_model(cfg)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        curve = fit_head(model, train, cfg) if cfg.train == "head" else \
-            fit_backbone(model, train, cfg)
+        if cfg.train == "head":
+            states = pair_states(model, train, cfg.max_length)
+            curve = fit_head(model, *states, cfg)
+        else:
+            curve = fit_backbone(model, train, cfg)
+            states = pair_states(model, train, cfg.max_length)
     model.eval()
-    _centre_bias(model, train, cfg)
-
-    def acc(part: list[dict[str, str]]) -> float:
-        return round(pairwise_accuracy(rewards(model, part, "chosen", cfg.max_length),
-                                       rewards(model, part, "rejected", cfg.max_length)), 4)
-
-    metrics = {"val_accuracy": acc(val), "train_accuracy": acc(train), "n_train": len(train),
+    _centre_bias(model, *states)
+    metrics = {"val_accuracy": _accuracy(model, *pair_states(model, val, cfg.max_length)),
+               "train_accuracy": _accuracy(model, *states), "n_train": len(train),
                "n_val": len(val), "final_loss": round(curve[-1], 5) if curve else None}
     model.save(cfg.out, copy_backbone=cfg.train == "full", objective=cfg.objective,
                data=source, data_sha256=_sha256(source), train_config=asdict(cfg),
