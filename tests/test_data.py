@@ -267,7 +267,7 @@ def test_embedded_datasets_load():
         recs = D.load_embedded(name)
         assert {"prompt", "response", "label"} <= recs[0].keys()
     kinds = {r["kind"] for r in D.load_embedded("help_safety_prompts")}
-    assert {"help", "safety"} <= kinds or len(kinds) >= 2
+    assert kinds == {"help", "safety"}
     for name in ("help_prefs", "safety_prefs"):
         recs = D.load_preferences(D.embedded_path(name))
         assert recs and all(r["chosen"] != r["rejected"] for r in recs)

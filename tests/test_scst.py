@@ -3,17 +3,20 @@
 The SCST maths itself (advantages, loss, per-sample KL, transforms) is covered by
 tests/test_losses.py; here we test the trainer that uses it: learning, artifacts, resume
 equivalence, baselines, seq2seq, errors and the CLI. Objectives are python scorers defined in
-this module and referenced by dotted path (`test_scst:you_letters`).
+this module and referenced by dotted path (`test_scst:you_words`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers_objectives import objective, write_prompts
 from safetensors.torch import load_file
 from typer.testing import CliRunner
@@ -36,16 +39,12 @@ TIMING_KEYS = {"time", "seconds", "step_seconds", "samples_per_s", "seconds_per_
 # ----------------------------------------------------------------------------- objectives
 
 
-def you_letters(prompts: list[str], responses: list[str]) -> list[float]:
-    """Share of the response's letters that are 'y', 'o' or 'u' (0 for no letters).
-
-    A dense cousin of "says 'you'": a random-init model with a 49k vocabulary almost never
-    samples the word 'you', so a word-level reward would give SCST nothing to learn from.
-    """
+def you_words(prompts: list[str], responses: list[str]) -> list[float]:
+    """Share of the response's words that are 'you' (0 for an empty response)."""
     out = []
     for r in responses:
-        letters = [c for c in r.lower() if c.isalpha()]
-        out.append(sum(c in "you" for c in letters) / len(letters) if letters else 0.0)
+        words = [w.strip(".,!?;:").lower() for w in r.split()]
+        out.append(sum(w == "you" for w in words) / len(words) if words else 0.0)
     return out
 
 
@@ -53,31 +52,67 @@ def nan_score(prompts: list[str], responses: list[str]) -> list[float]:
     return [float("nan")] * len(responses)
 
 
-YOU = {"kind": "python", "function": "test_scst:you_letters", "name": "you"}
+YOU = {"kind": "python", "function": "test_scst:you_words", "name": "you"}
 
 
 # ----------------------------------------------------------------------------- fixtures
 
 
+YOU_REPLIES = ["I hear you.", "You feel stuck."]
+OTHER_REPLIES = ["That is hard.", "Work can be a lot.", "Tell me more."]
+
+
+def tiny_counsellor(seed: int = 0, steps: int = 60) -> Any:
+    """`tiny_causal_lm` taught, in a few seconds, to answer any client statement (in the chat
+    format the trainer uses) with one of five short replies, 30% of them containing "you".
+
+    A random-init model samples almost uniformly from 49k tokens, so it would never say "you";
+    this one does sometimes, while its greedy reply ("Work can be a lot.") scores 0: a small,
+    honest RL problem whose validation reward can only rise by learning.
+    """
+    from helpers_objectives import PROMPTS
+
+    from moalign.models import format_prompts, tiny_causal_lm
+
+    policy = tiny_causal_lm(seed)
+    tok, model = policy.tokenizer, policy.model
+    heads = [tok(h, add_special_tokens=False)["input_ids"] for h in format_prompts(policy, PROMPTS)]
+    rng = random.Random(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        rows = []
+        for _ in range(16):
+            reply = rng.choice(YOU_REPLIES if rng.random() < 0.3 else OTHER_REPLIES)
+            rows.append((rng.choice(heads), tok(reply, add_special_tokens=False)["input_ids"]
+                         + [tok.eos_token_id]))
+        width = max(len(q) + len(a) for q, a in rows)
+        ids = torch.full((len(rows), width), tok.pad_token_id)
+        attn = torch.zeros(len(rows), width, dtype=torch.long)
+        target = torch.zeros(len(rows), width, dtype=torch.bool)  # reply tokens
+        for i, (q, a) in enumerate(rows):
+            ids[i, :len(q) + len(a)] = torch.tensor(q + a)
+            attn[i, :len(q) + len(a)] = 1
+            target[i, len(q):len(q) + len(a)] = True
+        hidden = model.model(input_ids=ids, attention_mask=attn).last_hidden_state
+        pred = target[:, 1:]  # position t predicts token t + 1: only reply tokens are scored
+        loss = F.cross_entropy(model.lm_head(hidden[:, :-1][pred]), ids[:, 1:][pred])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    return policy
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny causal and T5 policies saved as local model folders, plus a prompt file.
-
-    The causal model's tied embeddings are scaled up ×10: at the default init (std 0.02, hidden
-    32) the logits span well under one nat, so no LoRA update could make the policy prefer any
-    token within a few steps; ×10 gives a normal, learnable logit range.
-    """
-    from moalign.models import tiny_causal_lm, tiny_t5
+    """Tiny causal (see `tiny_counsellor`) and T5 policies as local model folders + prompts."""
+    from moalign.models import tiny_t5
 
     root = tmp_path_factory.mktemp("scst_models")
-    causal = tiny_causal_lm(0)
-    with torch.no_grad():
-        causal.model.get_input_embeddings().weight.mul_(10.0)
-    causal.model.save_pretrained(root / "causal")
-    causal.tokenizer.save_pretrained(root / "causal")
-    t5 = tiny_t5(0)
-    t5.model.save_pretrained(root / "t5")
-    t5.tokenizer.save_pretrained(root / "t5")
+    for name, policy in (("causal", tiny_counsellor(0)), ("t5", tiny_t5(0))):
+        policy.model.save_pretrained(root / name)
+        policy.tokenizer.save_pretrained(root / name)
     return {"causal": root / "causal", "t5": root / "t5",
             "prompts": write_prompts(root / "prompts.jsonl")}
 
@@ -165,13 +200,13 @@ def test_train_logprobs_match_rollout_logprobs(models: dict[str, Path]) -> None:
 
 def test_expert_validation_reward_rises(models: dict[str, Path], tmp_path: Path) -> None:
     cfg = tiny_cfg(models, tmp_path / "you", batch_size=4, n_samples=4, val_batch=8,
-                   max_new_tokens=8, max_steps=30, val_every=5, save_every=10)
+                   max_new_tokens=8, lr=1e-2, max_steps=20, val_every=5, save_every=10)
     summary = train_scst(cfg)
     before, after = summary["reward_before"]["you"], summary["reward_after"]["you"]
-    assert after > before + 0.2, (before, after)
+    assert before == 0.0 and after >= 0.3, (before, after)
     rows = read_jsonl(tmp_path / "you" / "metrics.jsonl")
     train = [r["reward/you"] for r in rows if "reward/you" in r]
-    assert sum(train[-10:]) / 10 > sum(train[:10]) / 10  # the sampled reward rises too
+    assert sum(train[-5:]) / 5 > sum(train[:5]) / 5 + 0.2, train  # the sampled reward rises
     # artifacts, log fields, summary
     out = tmp_path / "you"
     for name in ("config.yaml", "summary.json", "metrics.jsonl", "adapter/adapter_config.json",
@@ -183,7 +218,7 @@ def test_expert_validation_reward_rises(models: dict[str, Path], tmp_path: Path)
                 "samples_per_s", "grad_norm"):
         assert key in step, key
     assert [r["data_consumed"] for r in rows[1:4]] == [4, 8, 12]
-    assert summary["steps"] == 30 and summary["data_consumed"] == 120
+    assert summary["steps"] == 20 and summary["data_consumed"] == 80
     assert summary["adapter"] == "you" and summary["converged"] is False
     assert json.loads((out / "summary.json").read_text()) == summary
 
@@ -308,7 +343,7 @@ def test_cli_tiny_runs(models: dict[str, Path], tmp_path: Path) -> None:
               "val_batch=2", "batch_size=2", "n_samples=2", "max_new_tokens=4", "max_steps=2",
               "val_every=2", "device=cpu", "progress=false"]
     out = tmp_path / "expert"
-    result = runner.invoke(app, ["train-expert", "--objective", "python:test_scst:you_letters",
+    result = runner.invoke(app, ["train-expert", "--objective", "python:test_scst:you_words",
                                  "--out-dir", str(out), *common])
     assert result.exit_code == 0, result.output
     assert "2 steps, 4 prompts consumed" in result.output

@@ -132,6 +132,17 @@ def fit_pair_head(
     counts = torch.bincount(y, minlength=n_classes).clamp(min=1).float()  # (C,)
     weight = counts.sum() / (n_classes * counts)  # balance the classes
     head.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matmuls: threading only adds overhead (severe when busy)
+    try:
+        _fit_loop(head, opt, u, v, y, weight, epochs, seed)
+    finally:
+        torch.set_num_threads(threads)
+    return head.eval()
+
+
+def _fit_loop(head: PairHead, opt: torch.optim.Optimizer, u: torch.Tensor, v: torch.Tensor,
+              y: torch.Tensor, weight: torch.Tensor, epochs: int, seed: int) -> None:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for _ in range(epochs):
@@ -139,7 +150,6 @@ def fit_pair_head(
             loss = nn.functional.cross_entropy(head(u, v), y, weight=weight)
             loss.backward()
             opt.step()
-    return head.eval()
 
 
 @torch.no_grad()

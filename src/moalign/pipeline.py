@@ -12,7 +12,8 @@ EMORL study (`kind: emorl`), stages top to bottom, for every seed of `evaluation
     write_report       HTML + Markdown                        report/
 
 MOLMA study (`kind: molma`): reward models -> MOLMA and SO baselines -> evaluation -> win rates
--> report (`run_molma_study`, in `moalign.pipeline_molma`-free form below).
+-> report, in `moalign.pipeline_molma` on the same stage machinery. `load_study` / `run_study`
+dispatch on the config's `kind`.
 
 Every stage writes its artifacts atomically into the run directory and leaves a completion marker
 `stages/<stage>.json`; a marked stage is skipped, so an interrupted run resumes where it stopped
@@ -485,8 +486,8 @@ def training_costs(cfg: StudyConfig, run_dir: Path) -> dict[str, dict[str, list[
         for n, e in zip(cfg.objective_names, experts, strict=True):
             add(f"expert_{n}", e["data_consumed"], e["seconds"])
         search = _summary(sd / "search" / "summary.json")
-        n_prompts = cfg.search.n_prompts or 0
-        agg_data = search.get("n_evaluated_total", 0) * n_prompts
+        n_prompts = _summary(sd / "search" / "fingerprint.json")["n_prompts"]
+        agg_data = search.get("n_evaluated_total", 0) * n_prompts  # prompts decoded by search
         for key in ("emorl", "soup", "logits"):
             add(key, max(e["data_consumed"] for e in experts) + agg_data,
                 max(e["seconds"] for e in experts) + search.get("seconds", 0.0))

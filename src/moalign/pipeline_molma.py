@@ -261,24 +261,23 @@ def per_prompt_rewards(run_dir: Path, key: str, names: list[str]) -> list[list[f
 
 def compare(cfg: MolmaStudyConfig, run_dir: Path) -> dict[str, Any]:
     """compare/win_rates.json (MOLMA vs each system, per objective) and reward_scatter.png."""
-    from moalign.metrics import win_rates
+    import numpy as np
+
+    from moalign.compare import win_rate_table
     from moalign.plots import plot_reward_scatter
 
     names = [objective_name(o) for o in cfg.objectives]
     systems = molma_systems(cfg)
-    rewards = {s.key: per_prompt_rewards(run_dir, s.key, names) for s in systems}
     labels = {s.key: s.label for s in systems}
-    rates: dict[str, dict[str, Any]] = {}
-    for s in systems:
-        if s.key == "molma":
-            continue
-        rates[labels[s.key]] = {n: win_rates([r[k] for r in rewards["molma"]],
-                                             [r[k] for r in rewards[s.key]])
-                                for k, n in enumerate(names)}
-    out = {"model": "MOLMA", "objectives": names, "opponents": list(rates), "rates": rates,
-           "n_prompts": len(rewards["molma"])}
+    scores = {labels[s.key]: np.asarray(per_prompt_rewards(run_dir, s.key, names))
+              for s in systems}
+    opponents = [labels[s.key] for s in systems if s.key != "molma"]
+    table = win_rate_table(scores, names, [("MOLMA", o) for o in opponents])
+    rates = {o: table[f"MOLMA vs {o}"] for o in opponents}
+    out = {"model": "MOLMA", "objectives": names, "opponents": opponents, "rates": rates,
+           "n_prompts": len(scores["MOLMA"])}
     atomic_write_json(run_dir / "compare" / "win_rates.json", out)
-    plot_reward_scatter({labels[k]: [r[:2] for r in v] for k, v in rewards.items()}, names[:2],
+    plot_reward_scatter({k: v[:, :2] for k, v in scores.items()}, names[:2],
                         run_dir / "compare" / "reward_scatter.png")
     return {o: {n: round(w["win_rate"], 4) for n, w in r.items()} for o, r in rates.items()}
 

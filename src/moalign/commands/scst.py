@@ -114,6 +114,8 @@ def _run(cfg: Any, seeds: list[int] | None, resume: bool) -> None:
     from moalign.trainers.scst import train_scst, train_seeds
 
     if seeds is None:
+        if resume and not has_checkpoint(cfg.out_dir):
+            typer.echo(f"no checkpoint in {cfg.out_dir}: starting a fresh run")
         summary = train_scst(cfg, resume=resume and has_checkpoint(cfg.out_dir))
         typer.echo(f"{summary['steps']} steps, {summary['data_consumed']} prompts consumed, "
                    f"{summary['seconds']:.1f} s, converged={summary['converged']}")

@@ -15,8 +15,9 @@ One readable loop, `train_scst`, does everything; the maths lives in `moalign.lo
 
 The reward transform is applied per objective *before* the weighting (the authors' "logsum":
 Σ_k λ_k·log r_k); for an expert (K = 1) the order does not matter. Validation rewards are always
-the raw scores. Convergence: the last `window` validation means (mean over objectives, step 0
-included) have std/|mean| < `tol`.
+the raw scores. Lower-is-better objectives are negated for training, for DynaOpt and for the
+validation `mean`. log π is taken at the sampling temperature (on-policy). Convergence: the last
+`window` validation means (mean over objectives, step 0 included) have std/|mean| < `tol`.
 """
 
 from __future__ import annotations
@@ -328,11 +329,14 @@ def has_converged(val_means: list[float], window: int, tol: float) -> bool:
     return std == 0.0 or (mean > 0 and std / mean < tol)
 
 
-def validation_record(run: Run) -> dict[str, Any]:
-    """Validate, feed DynaOpt, check convergence; return the metrics to log."""
+def validation_record(run: Run, final: bool = False) -> dict[str, Any]:
+    """Validate, feed DynaOpt, check convergence; return the metrics to log. The `final`
+    validation (after max_steps off the validation schedule) only measures."""
     val = validate(run)
     run.val_history.append({"step": run.step, "data_consumed": run.data_consumed, **val})
     rec: dict[str, Any] = {f"val/{k}": v for k, v in val.items()}
+    if final:
+        return {**rec, "final": True}
     if run.bandit is not None:
         signed = [s * val[n] for s, n in zip(run.signs, run.names, strict=True)]
         info = run.bandit.after_validation(signed, run.bandit_rng)
@@ -397,7 +401,12 @@ def _postfix(stats: dict[str, Any], run: Run) -> dict[str, str]:
 
 
 def train_scst(cfg: SCSTConfig, resume: bool = False) -> dict[str, Any]:
-    """Train an SCST expert / baseline into `cfg.out_dir`; return (and write) summary.json."""
+    """Train an SCST expert / baseline into `cfg.out_dir`; return (and write) summary.json.
+
+    `seconds` counts training steps and their validations (not model loading nor the step-0 /
+    final validations) and accumulates across resumes. With `resume`, the run continues from
+    `out_dir/checkpoint` and reaches the same adapter and metrics as an uninterrupted run.
+    """
     from moalign.accelerate_support import distribute_run
     from moalign.config import save_config
     from moalign.logging import make_logger
@@ -434,8 +443,8 @@ def train_scst(cfg: SCSTConfig, resume: bool = False) -> dict[str, Any]:
             save_state(run)
     bar.close()
     if run.val_history[-1]["step"] != run.step:  # make sure "after" is the final policy
-        logger.log({"data_consumed": run.data_consumed, "final": True,
-                    **validation_record(run)}, step=run.step)
+        logger.log({"data_consumed": run.data_consumed, **validation_record(run, final=True)},
+                   step=run.step)
     save_state(run)
     logger.close()
     return finish(run)
@@ -466,10 +475,20 @@ def finish(run: Run) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- seeds
 
 
-def train_seeds(cfg: SCSTConfig, seeds: list[int], resume: bool = False) -> dict[str, Any]:
-    """Train one run per seed into `out_dir/seed_<s>/`; write `seeds_summary.json` (mean ± std)."""
-    from moalign.io import atomic_write_json, read_jsonl  # noqa: F401
+def _mean_std(values: list[float]) -> dict[str, float]:
     from moalign.metrics import mean_std
+
+    m, s = mean_std(values)
+    return {"mean": m, "std": s}
+
+
+def train_seeds(cfg: SCSTConfig, seeds: list[int], resume: bool = False) -> dict[str, Any]:
+    """Train one run per seed into `out_dir/seed_<s>/`; write `seeds_summary.json` (mean ± std,
+    sample std over seeds). With `resume`, finished seeds are reused and interrupted ones resume."""
+    import json
+
+    from moalign.checkpoint import has_checkpoint
+    from moalign.io import atomic_write_json
 
     require(len(seeds) > 0, "seeds is empty; pass e.g. --seeds 0,1,2")
     runs = []
@@ -477,18 +496,11 @@ def train_seeds(cfg: SCSTConfig, seeds: list[int], resume: bool = False) -> dict
         sub = dataclasses.replace(cfg, seed=s, out_dir=str(Path(cfg.out_dir) / f"seed_{s}"))
         done = Path(sub.out_dir) / "summary.json"
         if resume and done.is_file():
-            import json
-
             runs.append(json.loads(done.read_text(encoding="utf-8")))
-            continue
-        from moalign.checkpoint import has_checkpoint
-
-        runs.append(train_scst(sub, resume=resume and has_checkpoint(sub.out_dir)))
+        else:
+            runs.append(train_scst(sub, resume=resume and has_checkpoint(sub.out_dir)))
     names = runs[0]["objectives"]
-
-    def agg(values: list[float]) -> dict[str, float]:
-        m, s = mean_std(values)
-        return {"mean": m, "std": s}
+    agg = _mean_std
 
     summary = {
         "seeds": list(seeds), "method": cfg.method, "objectives": names,

@@ -1,0 +1,5 @@
+"""`python -m moalign` runs the command line."""
+
+from moalign.cli import main
+
+main()

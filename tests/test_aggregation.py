@@ -1,0 +1,326 @@
+"""Decode-time aggregation of LoRA experts (EMORL §4.1 Eq. 2, Appendix 11 Eq. 3; SPEC §3).
+
+Tiny random models with three LoRA experts whose B matrices are random (seeded), so experts differ
+and outputs change with the weights. References are independent: PEFT/HF `generate` with one
+adapter active, an explicitly merged model (θ0 + Σ w_i·ΔW_i), and the naive uncached loop.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from moalign import aggregation as agg
+from moalign.aggregation import (
+    Ensemble,
+    check_weights,
+    encode_prompts,
+    generate,
+    generate_ids,
+    generate_naive_ids,
+    parse_weights,
+    soup_adapter,
+)
+from moalign.config import ConfigError
+from moalign.errors import ObjectiveError
+from moalign.models import attach_lora, save_adapter, tiny_causal_lm, tiny_t5
+
+EXPERTS = ["reflection", "empathy", "fluency"]
+PROMPTS = [
+    "I feel like nobody at work listens to me",
+    "Hi",
+    "My sister and I argue every single time we talk on the phone about our parents",
+]
+N = 12
+
+
+def _randomise_lora_b(policy, seed: int = 1234, scale: float = 0.5) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * scale)
+
+
+def _build(kind: str):
+    policy = tiny_causal_lm(seed=0) if kind == "causal" else tiny_t5(seed=0)
+    for name in EXPERTS:
+        attach_lora(policy, name)
+    _randomise_lora_b(policy)
+    policy.model.eval()
+    return policy
+
+
+@pytest.fixture(scope="module", params=["causal", "t5"])
+def ens(request) -> Ensemble:
+    return Ensemble(_build(request.param), EXPERTS)
+
+
+def _own_generate(ens: Ensemble, adapter: str, prompts=PROMPTS, n=N, **kw) -> torch.Tensor:
+    """Reference: the expert alone, PEFT with that adapter active, ordinary HF generate."""
+    model = ens.model
+    model.set_adapter(adapter)
+    enc = encode_prompts(ens.policy, prompts)
+    with torch.inference_mode():
+        out = model.generate(**enc, max_new_tokens=n, do_sample=False, **kw)
+    return out[:, 1:] if ens.is_encoder_decoder else out[:, enc["input_ids"].shape[1]:]
+
+
+def _plant_eos(ens: Ensemble, monkeypatch) -> int:
+    """Make a token the first expert emits early in row 0 the EOS, so rows stop at different
+    steps (random tiny models practically never emit the real EOS)."""
+    first = _own_generate(ens, EXPERTS[0])
+    eos = int(first[0, 3])
+    monkeypatch.setattr(ens.model.generation_config, "eos_token_id", eos)
+    return eos
+
+
+def _one_hot(k: int, n: int = 3) -> list[float]:
+    return [1.0 if i == k else 0.0 for i in range(n)]
+
+
+def _rows(ids: torch.Tensor, eos: int, pad: int) -> list[list[int]]:
+    """Each row up to and including its first EOS (trailing pad removed)."""
+    out = []
+    for row in ids.tolist():
+        cut = row.index(eos) + 1 if eos in row else len(row)
+        out.append(row[:cut])
+        assert all(t == pad for t in row[cut:])
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# exactness against independent references
+
+
+@pytest.mark.parametrize("level", ["states", "logits", "params"])
+def test_one_expert_at_weight_one_equals_its_own_generate(ens, level, monkeypatch):
+    eos = _plant_eos(ens, monkeypatch)
+    stopped_early = False
+    for k, adapter in enumerate(EXPERTS):
+        ref = _own_generate(ens, adapter)
+        ours = generate_ids(ens, PROMPTS, _one_hot(k), level=level, max_new_tokens=N)
+        assert torch.equal(ours, ref), (level, adapter)
+        stopped_early |= bool((ref[:, :-1] == eos).any())
+    assert stopped_early, "per-sequence EOS was not exercised"
+
+
+def test_experts_differ_and_weights_change_the_output(ens):
+    outs = [generate_ids(ens, PROMPTS, w, max_new_tokens=N)
+            for w in (_one_hot(0), _one_hot(1), _one_hot(2), [0.2, 0.5, 0.3])]
+    for i in range(len(outs)):
+        for j in range(i + 1, len(outs)):
+            assert not torch.equal(outs[i], outs[j]), (i, j)
+
+
+@pytest.mark.parametrize("level,space", [("states", "raw"), ("logits", "raw"),
+                                         ("logits", "log_softmax")])
+def test_cached_decode_equals_naive_reference(ens, level, space, monkeypatch):
+    _plant_eos(ens, monkeypatch)
+    w = [0.5, 0.3, 0.9]
+    ours = generate_ids(ens, PROMPTS, w, level=level, max_new_tokens=N, logits_space=space)
+    naive = generate_naive_ids(ens, PROMPTS, w, level=level, max_new_tokens=N, logits_space=space)
+    assert torch.equal(ours, naive)
+
+
+def test_peft_mixed_batch_fallback_equals_fast_path(ens, monkeypatch):
+    w = torch.tensor([[0.5, 0.3, 0.9], [1.0, 0.0, 0.2], [0.1, 0.1, 0.1]])
+    fast = generate_ids(ens, PROMPTS, w, max_new_tokens=N)
+    monkeypatch.setattr(agg, "_fast_path_ok", lambda layers, adapters: False)
+    assert torch.equal(generate_ids(ens, PROMPTS, w, max_new_tokens=N), fast)
+
+
+def test_soup_adapter_is_exactly_the_weighted_sum_of_deltas(ens):
+    model, w = ens.model, [0.7, 0.2, 0.5]
+    name = soup_adapter(model, EXPERTS, w)
+    try:
+        checked = 0
+        for m in agg._lora_layers(model):
+            if name not in m.lora_A:
+                continue
+            expected = sum(wi * m.get_delta_weight(a) for wi, a in zip(w, EXPERTS, strict=True))
+            torch.testing.assert_close(m.get_delta_weight(name), expected, rtol=1e-5, atol=1e-6)
+            checked += 1
+        assert checked > 0
+    finally:
+        model.delete_adapter(name)
+    assert set(model.peft_config) == set(EXPERTS)
+
+
+def _merged_reference(ens: Ensemble, w: list[float], n: int = N) -> torch.Tensor:
+    """θ = θ0 + Σ_i w_i·ΔW_i written into a copy of the base weights, then plain generate."""
+    ref = copy.deepcopy(ens.model)
+    with torch.no_grad():
+        for m in agg._lora_layers(ref):
+            delta = sum(wi * m.get_delta_weight(a) for wi, a in zip(w, EXPERTS, strict=True))
+            m.get_base_layer().weight += delta
+    plain = ref.unload()
+    enc = encode_prompts(ens.policy, PROMPTS)
+    with torch.inference_mode():
+        out = plain.generate(**enc, max_new_tokens=n, do_sample=False)
+    return out[:, 1:] if ens.is_encoder_decoder else out[:, enc["input_ids"].shape[1]:]
+
+
+@pytest.mark.parametrize("w", [[1.0, 0.0, 0.0], [0.6, 0.3, 0.8]])
+def test_params_equals_explicitly_merged_model(ens, w):
+    ours = generate_ids(ens, PROMPTS, w, level="params", max_new_tokens=N)
+    assert torch.equal(ours, _merged_reference(ens, w))
+    assert set(ens.model.peft_config) == set(EXPERTS)  # temporary adapters deleted
+
+
+# ------------------------------------------------------------------------------------------------
+# invariances and per-sequence weights
+
+
+@pytest.mark.parametrize("level", ["states", "logits", "params"])
+def test_permuting_experts_with_their_weights_changes_nothing(ens, level):
+    w = [0.6, 0.3, 0.8]
+    perm = [2, 0, 1]
+    permuted = Ensemble(ens.policy, [EXPERTS[i] for i in perm])
+    a = generate_ids(ens, PROMPTS, w, level=level, max_new_tokens=N)
+    b = generate_ids(permuted, PROMPTS, [w[i] for i in perm], level=level, max_new_tokens=N)
+    assert torch.equal(a, b)
+
+
+def test_scaling_all_weights_keeps_greedy_states_output(ens):
+    w = torch.tensor([0.25, 0.5, 0.125])  # powers of two: exact scaling
+    a = generate_ids(ens, PROMPTS, w, max_new_tokens=N)
+    assert torch.equal(a, generate_ids(ens, PROMPTS, 2 * w, max_new_tokens=N))
+    assert generate(ens, PROMPTS, w, max_new_tokens=N) == \
+        generate(ens, PROMPTS, 2 * w, max_new_tokens=N)
+
+
+@pytest.mark.parametrize("level", ["states", "logits", "params"])
+def test_per_sequence_weights_equal_separate_runs(ens, level, monkeypatch):
+    eos = _plant_eos(ens, monkeypatch)
+    pad = agg.pad_token_id(ens.policy)
+    rows = torch.tensor([[0.6, 0.3, 0.8], [0.0, 1.0, 0.0], [0.2, 0.2, 1.0]])
+    batched = _rows(generate_ids(ens, PROMPTS, rows, level=level, max_new_tokens=N), eos, pad)
+    for b in range(len(PROMPTS)):
+        alone = generate_ids(ens, PROMPTS, rows[b], level=level, max_new_tokens=N)
+        assert batched[b] == _rows(alone, eos, pad)[b], (level, b)
+
+
+def test_weight_points_times_prompts_in_one_batch(ens):
+    """The search's use: repeat prompts × points, (B·P, K) weights, one generation."""
+    points = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
+    prompts = PROMPTS * len(points)
+    weights = points.repeat_interleave(len(PROMPTS), dim=0)
+    texts = generate(ens, prompts, weights, max_new_tokens=N)
+    for p, point in enumerate(points):
+        assert texts[p * len(PROMPTS):(p + 1) * len(PROMPTS)] == \
+            generate(ens, PROMPTS, point, max_new_tokens=N)
+
+
+# ------------------------------------------------------------------------------------------------
+# sampling
+
+
+@pytest.mark.parametrize("level", ["states", "logits", "params"])
+def test_sampling_with_a_fixed_seed_is_reproducible(ens, level):
+    kw = dict(level=level, max_new_tokens=N, do_sample=True, temperature=0.9, top_p=0.95)
+    w = [0.6, 0.3, 0.8]
+    a = generate_ids(ens, PROMPTS, w, seed=7, **kw)
+    assert torch.equal(a, generate_ids(ens, PROMPTS, w, seed=7, **kw))
+    assert not torch.equal(a, generate_ids(ens, PROMPTS, w, seed=8, **kw))
+    if level != "params":
+        g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+        assert torch.equal(generate_ids(ens, PROMPTS, w, generator=g1, **kw),
+                           generate_ids(ens, PROMPTS, w, generator=g2, **kw))
+
+
+def test_top_p_keeps_only_the_nucleus():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    seen = {int(agg.choose_tokens(logits, True, 1.0, 0.7, torch.Generator().manual_seed(s)))
+            for s in range(200)}
+    assert seen == {0, 1}
+    assert int(agg.choose_tokens(logits, False, 1.0, 1.0, None)) == 0
+
+
+def test_cached_sampling_equals_naive_sampling(ens):
+    kw = dict(max_new_tokens=N, do_sample=True, temperature=0.8, top_p=0.9, seed=3)
+    w = [0.6, 0.3, 0.8]
+    assert torch.equal(generate_ids(ens, PROMPTS, w, **kw),
+                       generate_naive_ids(ens, PROMPTS, w, **kw))
+
+
+# ------------------------------------------------------------------------------------------------
+# weights: validation and parsing
+
+
+@pytest.mark.parametrize("bad", [[1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.5, -0.1, 0.2],
+                                 [float("nan"), 0.1, 0.1], [0.0, 0.0, 0.0],
+                                 [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.1, 0.1, 0.1]],
+                                 [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], "abc"])
+def test_invalid_weights_raise_a_clear_error(bad):
+    with pytest.raises(ConfigError):
+        check_weights(bad, 3, batch=3)
+
+
+def test_invalid_weights_are_rejected_by_generate(ens):
+    with pytest.raises(ValueError, match="all zero"):
+        generate(ens, PROMPTS, [0.0, 0.0, 0.0], max_new_tokens=2)
+    with pytest.raises(ValueError, match="negative"):
+        generate(ens, PROMPTS, [0.0, -1.0, 1.0], max_new_tokens=2)
+    with pytest.raises(ValueError, match="not one of"):
+        generate(ens, PROMPTS, [1.0, 0.0, 0.0], level="hidden", max_new_tokens=2)
+
+
+def test_parse_weights_forms():
+    names = ["reflection", "empathy", "fluency"]
+    expected = torch.tensor([0.8, 0.5, 0.0])
+    assert torch.equal(parse_weights("reflection=0.8,empathy=0.5", names), expected)
+    assert torch.equal(parse_weights({"empathy": 0.5, "reflection": 0.8}, names), expected)
+    assert torch.equal(parse_weights([0.8, 0.5, 0], names), expected)
+    assert torch.equal(parse_weights("0.8, 0.5, 0", names), expected)
+    with pytest.raises(ObjectiveError, match="known: \\['reflection', 'empathy', 'fluency'\\]"):
+        parse_weights("reflection=0.8,humour=0.5", names)
+    with pytest.raises(ConfigError):
+        parse_weights("reflection=high", names)
+    with pytest.raises(ConfigError):
+        parse_weights({"reflection": 0.0}, names)
+
+
+def test_generate_accepts_named_weights(ens):
+    assert generate(ens, PROMPTS, "empathy=1", max_new_tokens=4) == \
+        generate(ens, PROMPTS, [0, 1, 0], max_new_tokens=4)
+    with pytest.raises(ObjectiveError):
+        generate(ens, PROMPTS, {"safety": 1.0}, max_new_tokens=4)
+
+
+# ------------------------------------------------------------------------------------------------
+# ensemble management
+
+
+def test_from_adapters_and_add_expert_leave_existing_experts_untouched(tmp_path):
+    src = _build("causal")
+    paths = {name: save_adapter(src, name, tmp_path / name) for name in EXPERTS}
+    policy = tiny_causal_lm(seed=0)
+    ens = Ensemble.from_adapters(policy, {n: paths[n] for n in EXPERTS[:2]})
+    assert ens.objectives == EXPERTS[:2]
+    before = {k: v.clone() for k, v in ens.model.state_dict().items() if "lora_" in k}
+    ens.add_expert(EXPERTS[2], paths[EXPERTS[2]])
+    assert ens.objectives == EXPERTS
+    after = ens.model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    w = [0.6, 0.3, 0.8]
+    assert torch.equal(generate_ids(ens, PROMPTS, w, max_new_tokens=N),
+                       generate_ids(Ensemble(src, EXPERTS), PROMPTS, w, max_new_tokens=N))
+    with pytest.raises(ConfigError, match="already"):
+        ens.add_expert(EXPERTS[0], paths[EXPERTS[0]])
+    with pytest.raises(ConfigError, match="no LoRA adapter"):
+        Ensemble(policy, ["missing"])
+
+
+def test_generation_restores_training_mode_and_adapters(ens):
+    model = ens.model
+    model.train()
+    try:
+        generate(ens, PROMPTS, [0.6, 0.3, 0.8], max_new_tokens=3)
+        generate(ens, PROMPTS, [0.6, 0.3, 0.8], level="params", max_new_tokens=3)
+        assert model.training
+        assert set(model.peft_config) == set(EXPERTS)
+    finally:
+        model.eval()
