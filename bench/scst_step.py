@@ -5,8 +5,8 @@ Both sides: the same model (float32, CPU by default), the same prompts in the sa
 new tokens (TRL: max_completion_length; EOS is suppressed on both sides with min_new_tokens so
 every sample decodes the full length), temperature 1, top_k 0, top_p 1, the same LoRA (r=8,
 alpha=32, dropout 0.05, all linear layers but the head), AdamW at the same lr, grad clip 2,
-no KL/reference model (TRL beta=0), base dropout disabled, one optimizer step per batch, and the
-same python reward function. A step = sample + score + log-probs + backward + optimizer step.
+no KL/reference model (TRL beta=0), base dropout disabled, no gradient checkpointing (TRL turns
+it on by default), one optimizer step per batch, and the same python reward function. A step = sample + score + log-probs + backward + optimizer step.
 
 Order A-B-A: half the moalign steps, the TRL steps, the other half of the moalign steps (so a
 machine whose load drifts does not favour one side); each side's first `--warmup` steps are not
@@ -122,6 +122,7 @@ def trl_steps(path: str, args: argparse.Namespace, out: Path) -> list[float]:
         gradient_accumulation_steps=1, num_iterations=1, logging_steps=1, save_strategy="no",
         report_to=[], use_cpu=True, weight_decay=0.0, lr_scheduler_type="constant",
         warmup_steps=0, shuffle_dataset=False, seed=0, dataloader_num_workers=0,
+        gradient_checkpointing=False,  # TRL's default is True; moalign does not recompute
         generation_kwargs={"min_new_tokens": args.new_tokens},
     )
     tok = AutoTokenizer.from_pretrained(path, padding_side="left")

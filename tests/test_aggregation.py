@@ -36,6 +36,16 @@ PROMPTS = [
 N = 12
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy machine OpenMP barriers make
+    each small matmul wait for descheduled threads (×50 slower); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _randomise_lora_b(policy, seed: int = 1234, scale: float = 0.5) -> None:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():

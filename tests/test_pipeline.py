@@ -12,7 +12,7 @@ import yaml
 from helpers_objectives import objective, save_tiny_base, write_prompts
 from typer.testing import CliRunner
 
-from moalign import pipeline
+from moalign import pipeline, study
 from moalign.cli import app
 from moalign.config import ConfigError, load_config
 from moalign.errors import DataError
@@ -47,9 +47,10 @@ def emorl_overrides(assets: dict[str, Path], out: Path) -> dict:
         "data": {"train": p, "val": p, "test": p},
         "training": {"n_samples": 2, "max_new_tokens": 4, "batch_size": 2, "val_every": 1,
                      "val_batch": 2, "max_steps": 2, "window": 5, "save_every": 1,
-                     "lr": 0.05, "extra": {"progress": False}},
+                     "lr": 0.05, "seeds": [0], "extra": {"progress": False}},
         "search": {"iterations": 1, "n_prompts": 2, "max_new_tokens": 4},
-        "evaluation": {"seeds": [0], "runs": 2, "test_prompts": 2, "max_new_tokens": 4},
+        # two evaluation seeds decode the models of the one training seed, one run each
+        "evaluation": {"seeds": [0, 1], "runs": 1, "test_prompts": 2, "max_new_tokens": 4},
         "out_dir": str(out),
     }
 
@@ -78,7 +79,7 @@ def test_emorl_study_end_to_end_with_resume(assets, tmp_path, monkeypatch) -> No
 
     # 2. killed inside the evaluation, after three (system, seed, run) units
     calls = {"n": 0}
-    real_unit = pipeline.evaluate_unit
+    real_unit = study.evaluate_unit
 
     def flaky_unit(*args, **kwargs):
         calls["n"] += 1
@@ -87,7 +88,7 @@ def test_emorl_study_end_to_end_with_resume(assets, tmp_path, monkeypatch) -> No
         return real_unit(*args, **kwargs)
 
     with monkeypatch.context() as m:
-        m.setattr(pipeline, "evaluate_unit", flaky_unit)
+        m.setattr(study, "evaluate_unit", flaky_unit)
         with pytest.raises(RuntimeError, match="killed during"):
             run_emorl_study(cfg)
     assert {"search", "baselines"} <= {p.stem for p in stages.glob("*.json")}
@@ -123,6 +124,8 @@ def _check_emorl_artifacts(run_dir: Path) -> None:
     assert top["best_weights"] and all(v.startswith("seed_0/") for v in top["experts"].values())
     gens = [json.loads(line) for line in (run_dir / "eval/generations/emorl.jsonl").open()]
     assert len(gens) == 4 and set(gens[0]["rewards"]) == {"length", "vowel"}
+    assert {(g["seed"], g["run"]) for g in gens} == {(0, 0), (1, 0)}
+    assert not (run_dir / "seed_1").exists()  # evaluation seed 1 reuses training seed 0
     _check_report(run_dir)
 
 

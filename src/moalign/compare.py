@@ -167,13 +167,13 @@ def compare(
     from moalign.io import atomic_write_json, atomic_write_text, write_jsonl
     from moalign.plots import plot_reward_scatter
     from moalign.scorers import score_matrix
-    from moalign.trainers.molma import build_scorers_for
+    from moalign.trainers.reward_model import objective_scorers
 
     names, prompts = list(models), [str(p) for p in prompts]
     if not names or not prompts:
         raise ValueError("compare needs at least one model and one prompt")
     pairs = pairs_for(names, against)
-    scorers = build_scorers_for(list(objectives))
+    scorers = objective_scorers(list(objectives))
     objs = [s.name for s in scorers]
     loaded = _Models(base, device)
     for name, spec in models.items():

@@ -22,20 +22,24 @@ from typing import Any, Literal
 
 from moalign.config import require
 from moalign.io import atomic_write_json
-from moalign.pipeline import (
+from moalign.study import (
     EvaluationSection,
     PolicySection,
     System,
     base_label,
+    check_seeds,
     fan_out,
     finish_study,
+    model_seed,
     objective_name,
+    read_json,
     run_units,
     say,
     seed_dir,
     stage,
     start_run,
     summarise,
+    training_seeds,
     write_report,
 )
 
@@ -62,6 +66,7 @@ class MolmaTrainingSection:
     combiner: Literal["aligned_mtl", "weighted_sum", "pcgrad"] = "aligned_mtl"
     critic: Literal["lora", "head"] = "lora"
     save_every: int = 10
+    seeds: list[int] | None = None  # training seeds; None: every evaluation seed
     extra: dict[str, Any] = field(default_factory=dict)  # any other MolmaConfig field
 
 
@@ -89,6 +94,7 @@ class MolmaStudyConfig:
         names = [objective_name(o) for o in self.objectives]
         require(len(names) >= 2, f"a MOLMA study needs >= 2 objectives, got {names}")
         require(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        check_seeds(self.training.seeds, "training.seeds")
         for b in self.baselines:
             ok = b in SO_LABELS or (b.startswith("so:") and b[3:] in names)
             require(ok, f"unknown baseline {b!r}; use so:<objective> (one of {names}), "
@@ -176,7 +182,8 @@ def molma_config(cfg: MolmaStudyConfig, run_dir: Path, method: str, seed: int) -
     mode = "so" if method.startswith("so:") else method
     optional = {k: v for k, v in (("prompts", d.prompts), ("proportions", d.proportions))
                 if v is not None}
-    common = {f.name: getattr(t, f.name) for f in dataclasses.fields(t) if f.name != "extra"}
+    common = {f.name: getattr(t, f.name) for f in dataclasses.fields(t)
+              if f.name not in ("extra", "seeds")}
     return MolmaConfig(
         policy=cfg.policy.name, objectives=resolved_objectives(cfg, run_dir), mode=mode,
         so_objective=method[3:] if mode == "so" else None, test_fraction=d.test_fraction,
@@ -198,8 +205,8 @@ def _train_unit(molma_cfg: Any) -> dict[str, Any]:
 def train_policies(cfg: MolmaStudyConfig, run_dir: Path) -> None:
     def run() -> dict[str, Any]:
         jobs = [{"molma_cfg": molma_config(cfg, run_dir, m, s)}
-                for s in cfg.evaluation.seeds for m in cfg.methods]
-        names = [f"{method_key(m)} seed {s}" for s in cfg.evaluation.seeds for m in cfg.methods]
+                for s in training_seeds(cfg) for m in cfg.methods]
+        names = [f"{method_key(m)} seed {s}" for s in training_seeds(cfg) for m in cfg.methods]
         out = fan_out(_train_unit, jobs, cfg.workers, names)
         return {n: {"seconds": r["seconds"], "iterations": r["iterations"]}
                 for n, r in zip(names, out, strict=True)}
@@ -235,7 +242,7 @@ def eval_prompts(cfg: MolmaStudyConfig, run_dir: Path) -> list[str]:
     """Held-out prompts in the training mix's proportions (never trained on)."""
     from moalign.trainers.molma import held_out_prompts, prompt_splits
 
-    mcfg = molma_config(cfg, run_dir, "molma", cfg.evaluation.seeds[0])
+    mcfg = molma_config(cfg, run_dir, "molma", training_seeds(cfg)[0])
     n = cfg.evaluation.test_prompts or sum(len(t) for t in prompt_splits(mcfg)[1])
     return held_out_prompts(mcfg, n, seed=0)
 
@@ -243,7 +250,7 @@ def eval_prompts(cfg: MolmaStudyConfig, run_dir: Path) -> list[str]:
 def evaluate_policies(cfg: MolmaStudyConfig, run_dir: Path) -> None:
     def run() -> dict[str, Any]:
         n = run_units(cfg, run_dir, molma_systems(cfg), eval_prompts(cfg, run_dir),
-                      lambda seed, group: _load_policies(cfg, run_dir, seed),
+                      lambda seed, group: _load_policies(cfg, run_dir, model_seed(cfg, seed)),
                       resolved_objectives(cfg, run_dir))
         return {"units_evaluated": n}
 
@@ -285,10 +292,9 @@ def compare(cfg: MolmaStudyConfig, run_dir: Path) -> dict[str, Any]:
 def training_costs(cfg: MolmaStudyConfig, run_dir: Path) -> dict[str, dict[str, list[float]]]:
     """Prompts consumed (iterations × memory) and seconds per method, one value per seed."""
     costs: dict[str, dict[str, list[float]]] = {}
-    for s in cfg.evaluation.seeds:
+    for s in training_seeds(cfg):
         for m in map(method_key, cfg.methods):
-            summary = json.loads((seed_dir(run_dir, s) / "train" / m / "summary.json")
-                                 .read_text(encoding="utf-8"))
+            summary = read_json(seed_dir(run_dir, s) / "train" / m / "summary.json")
             c = costs.setdefault(m, {"data": [], "seconds": []})
             c["data"].append(float(summary["iterations"] * cfg.training.memory))
             c["seconds"].append(float(summary["seconds"]))

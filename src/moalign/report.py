@@ -105,7 +105,8 @@ def overview_section(run_dir: Path, study: dict[str, Any] | None) -> Section:
         return sec
     rows = [["kind", str(study.get("kind", "?"))], ["policy", str(study.get("policy", "?"))],
             ["objectives", ", ".join(study.get("objectives", []))]]
-    for key in ("seeds", "runs", "test_prompts", "systems", "total_seconds"):
+    for key in ("seeds", "training_seeds", "runs", "test_prompts", "systems",
+                "last_invocation_seconds"):
         if study.get(key) is not None:
             value = study[key]
             rows.append([key, ", ".join(map(str, value)) if isinstance(value, list) else
@@ -132,9 +133,17 @@ def rewards_section(table: dict[str, Any] | None, kind: str = "emorl") -> Sectio
     rows = [[m["label"], *(_ms(col[i]) for col in columns)] for i, m in enumerate(methods)]
     caption = (f"Test split, {table.get('n_prompts', '?')} prompts; mean ± std over "
                f"{len(table.get('seeds', []))} seed(s) × {table.get('runs', '?')} generation "
-               "run(s). Higher is better; the best mean of each column is in bold.")
+               f"run(s){_trained_with(table)}. Higher is better; the best mean of each column is "
+               "in bold.")
     sec.blocks.append(Table(["method", *names, "mean"], rows, caption, _best_cells(columns)))
     return sec
+
+
+def _trained_with(table: dict[str, Any]) -> str:
+    trained = table.get("training_seeds")
+    if not trained or trained == table.get("seeds"):
+        return ""
+    return f" (models trained with seed(s) {', '.join(map(str, trained))})"
 
 
 def _best_cells(columns: list[list[Any]]) -> set[tuple[int, int]]:
@@ -162,7 +171,7 @@ def efficiency_section(table: dict[str, Any] | None) -> Section:
             ["Explainability", *(_plus(m) for m in methods)]]
     caption = ("EMORL / soup / logits cost = max over the experts (trained in parallel) + the "
                "weight search; single experts show their own training cost; mean ± std over "
-               "seeds.")
+               "training seeds.")
     sec.blocks.append(Table(headers, rows, caption))
     return sec
 

@@ -12,9 +12,9 @@ One readable loop, `train_molma`; the maths lives in `moalign.losses` and `moali
         V_old    <- critic values (B, T, K); Â, returns <- gae(r̄, V_old), Â whitened
         for each minibatch of `minibatch` rollouts (one optimiser step each):
             L_k  <- L_APA,k (Eq. 3.5) + L_V,k (Eq. 3.6)                          Eq. 3.7
-            g_k  <- ∇ L_k w.r.t. every trainable parameter (K backward passes, retain_graph)
-            G = [g_1 … g_K]  ->  Aligned-MTL / weighted sum / PCGrad  ->  .grad
-            clip 1.0, AdamW step
+            g_k  <- ∇_φ L_k w.r.t. the policy LoRA φ (K backward passes, retain_graph)
+            G = [g_1 … g_K]  ->  Aligned-MTL / weighted sum / PCGrad  ->  φ.grad
+            critic ψ.grad <- ∇_ψ Σ_k L_V,k;  clip 1.0 (each block), AdamW step
         log, checkpoint every `save_every` iterations
 
 Models. One base model holds everything: the reference policy π0 is the base with adapters
@@ -24,8 +24,14 @@ initialisation the value adapter is a no-op (LoRA B = 0), so the critic trunk *i
 model, as MOLMA §3.3.3 asks, but without a second copy of the weights: this is the cheapest
 correct separate critic (one extra LoRA, an extra forward pass per minibatch, no extra base
 weights). `critic: head` is cheaper still (frozen reference trunk, only the value head learns;
-its states are computed once per rollout) at the price of a weaker critic. The policy and critic
-parameters are separate, so ∇_policy L_V = 0 and ∇_critic L_APA = 0; G stacks both.
+its states are computed once per rollout) at the price of a weaker critic.
+
+Gradients. Policy φ and critic ψ are separate parameters, so ∇_φ L_k = ∇_φ L_APA,k and
+∇_ψ L_k = ∇_ψ L_V,k. Algorithm 1 aligns g_k = ∇_φ L_k: the combiner sees the policy block only
+(stacking the critic into G would let the K value heads, which are separate parameters and
+naturally orthogonal, dominate GᵀG and hide the policy's conflicts). The K critic heads each
+regress their own returns and get the plain sum of their gradients. Logged cosines and condition
+numbers are those of the policy gradients.
 
 SO baselines use exactly this loop with K = 1 (the combiner is then the identity): `so` on one
 named objective, `so_weighted` = mean of the K adapted rewards (Eq. 4.1), `so_piecewise`
@@ -216,7 +222,8 @@ class Run:
     names: list[str]  # objectives scored (K)
     signals: list[str]  # training signals (K for molma, 1 for SO modes)
     value_head: nn.Linear
-    params: list[nn.Parameter]  # policy LoRA + critic LoRA + value head, fixed order
+    policy_params: list[nn.Parameter]  # policy LoRA (φ), fixed order
+    critic_params: list[nn.Parameter]  # critic LoRA + value head (ψ)
     optimizer: torch.optim.Optimizer
     train_sources: list[list[str]]
     iteration: int = 0
@@ -233,27 +240,8 @@ def _activate(run: Run, adapter: str) -> None:
     """Make `adapter` the active one; PEFT's set_adapter freezes the others, so every trainable
     parameter gets requires_grad back (an inactive adapter simply receives no gradient)."""
     run.policy.model.set_adapter(adapter)
-    for p in run.params:
+    for p in run.policy_params + run.critic_params:
         p.requires_grad_(True)
-
-
-def _check_objectives(scorers: list[Any]) -> None:
-    bad = [s.name for s in scorers if not s.higher_is_better]
-    require(not bad, f"objectives {bad} are lower-is-better; MOLMA's LOGIT (Eq. 3.4) needs "
-            "scores in [0, 1] where higher is better (map them first, e.g. 1 - score)")
-
-
-def build_scorers_for(objectives: list[Any]) -> list[Any]:
-    """Scorers for the objectives; the embedded helpfulness/safety reward models are trained
-    first if they are missing."""
-    from moalign.scorers import build_scorers
-    from moalign.trainers.reward_model import EMBEDDED_PREFS, ensure_embedded_reward_model
-
-    for spec in objectives:
-        name = spec if isinstance(spec, str) else spec.get("embedded")
-        if name in EMBEDDED_PREFS:
-            ensure_embedded_reward_model(name)
-    return build_scorers(objectives)
 
 
 def build_run(cfg: MolmaConfig) -> Run:
@@ -261,12 +249,16 @@ def build_run(cfg: MolmaConfig) -> Run:
     K-output value head; make the optimiser (AdamW over all of them)."""
     from moalign.checkpoint import seed_everything
     from moalign.models import attach_lora, disable_dropout, load_policy
+    from moalign.trainers.reward_model import objective_scorers
 
     seed_everything(cfg.seed)
-    scorers = build_scorers_for(cfg.objectives)
-    _check_objectives(scorers)
+    scorers = objective_scorers(cfg.objectives)
+    bad = [s.name for s in scorers if not s.higher_is_better]
+    require(not bad, f"objectives {bad} are lower-is-better; MOLMA's LOGIT (Eq. 3.4) needs "
+            "scores in [0, 1] where higher is better (map them first, e.g. 1 - score)")
     names = [s.name for s in scorers]
     signals = signal_names(cfg, names)
+    training_rewards(cfg, torch.full((2, len(names)), 0.5), names)  # named objectives exist
     train_sources, _ = prompt_splits(cfg)
     policy = load_policy(cfg.policy, device=cfg.device)
     require(not policy.is_encoder_decoder, "MOLMA trains causal LMs; got an encoder-decoder")
@@ -276,11 +268,12 @@ def build_run(cfg: MolmaConfig) -> Run:
         attach_lora(policy, VALUE, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
     hidden = policy.model.get_base_model().config.hidden_size
     value_head = nn.Linear(hidden, len(signals)).to(policy.device)
-    params = _adapter_params(policy.model, POLICY) + _adapter_params(policy.model, VALUE) + \
-        list(value_head.parameters())
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]),
+    phi = _adapter_params(policy.model, POLICY)
+    psi = _adapter_params(policy.model, VALUE) + list(value_head.parameters())
+    optimizer = torch.optim.AdamW(phi + psi, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]),
                                   eps=cfg.eps, weight_decay=cfg.weight_decay)
-    run = Run(cfg, policy, scorers, names, signals, value_head, params, optimizer, train_sources)
+    run = Run(cfg, policy, scorers, names, signals, value_head, phi, psi, optimizer,
+              train_sources)
     _activate(run, POLICY)
     return run
 
@@ -402,14 +395,15 @@ def minibatch_losses(run: Run, exp: Experience, idx: torch.Tensor) -> dict[str, 
 
 
 def task_gradients(losses: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
-    """G = [g_1 … g_K] (P, K): one backward pass per objective loss (graph retained)."""
+    """G = [g_1 … g_K] (P, K), g_k = ∇ L_k w.r.t. `params` (MOLMA Algorithm 1, lines 4-7): one
+    backward pass per objective, graph retained; only `params` receive gradients."""
     from moalign.gradients import flatten_grads
 
     cols = []
     for k in range(losses.shape[0]):
         for p in params:
             p.grad = None
-        losses[k].backward(retain_graph=k < losses.shape[0] - 1)
+        torch.autograd.backward(losses[k], inputs=params, retain_graph=True)
         cols.append(flatten_grads(params))
     return torch.stack(cols, dim=1)  # (P, K)
 
@@ -440,16 +434,27 @@ def combine(run: Run, G: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
 
 
 def train_step(run: Run, exp: Experience, idx: torch.Tensor) -> dict[str, Any]:
-    """One optimiser step on a minibatch: K losses -> G -> combined update -> clip -> AdamW."""
+    """One optimiser step on a minibatch (MOLMA Algorithm 1, lines 3-14).
+
+    Policy φ: G = [∇_φ L_1 … ∇_φ L_K] -> combiner (Aligned-MTL by default) -> .grad. The critic ψ
+    is a separate network (∇_φ L_V,k = 0, ∇_ψ L_APA,k = 0): each of its K heads regresses its own
+    return, so it gets the plain sum ∇_ψ Σ_k L_V,k. Each block is clipped to `grad_clip` on its
+    own (the critic's larger gradients do not shrink the policy update); one AdamW step.
+    """
     from moalign.gradients import assign_flat_grad
 
     cfg = run.cfg
     run.policy.model.train()  # LoRA dropout on for the gradient pass
     losses = minibatch_losses(run, exp, idx)
-    G = task_gradients(losses["total"], run.params)  # (P, K')
+    G = task_gradients(losses["total"], run.policy_params)  # (P_φ, K')
     update, stats = combine(run, G)
-    assign_flat_grad(run.params, update)
-    stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip).item()
+    assign_flat_grad(run.policy_params, update)
+    for p in run.critic_params:
+        p.grad = None
+    torch.autograd.backward(cfg.value_coef * losses["value"].sum(), inputs=run.critic_params)
+    stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(run.policy_params, cfg.grad_clip).item()
+    stats["critic_grad_norm"] = torch.nn.utils.clip_grad_norm_(run.critic_params,
+                                                               cfg.grad_clip).item()
     run.optimizer.step()
     run.optimizer.zero_grad(set_to_none=True)
     run.policy.model.eval()
@@ -586,6 +591,7 @@ def train_molma(cfg: MolmaConfig, resume: bool = False) -> dict[str, Any]:
                              if k.startswith("reward/")} | {"kl": f"{exp.kl:.3f}"})
             if cfg.save_every and run.iteration % cfg.save_every == 0:
                 save_state(run)
-    save_state(run)
+    if not (cfg.save_every and run.iteration % cfg.save_every == 0):
+        save_state(run)
     logger.close()
     return finish(run)

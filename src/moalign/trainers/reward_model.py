@@ -57,7 +57,7 @@ class RMConfig:
     train: Literal["head", "lora", "full"] = "head"
     out: str = "runs/reward_model"
     val_fraction: float = 0.2  # share of prompts held out for the pairwise accuracy
-    epochs: int | None = None  # default: 300 full-batch epochs (head), 1 epoch (lora/full)
+    epochs: int | None = None  # default: 100 full-batch epochs (head), 1 epoch (lora/full)
     lr: float | None = None  # default: 1e-2 (head), 1e-4 (lora), 1e-5 (full, paper)
     weight_decay: float | None = None  # default: 1e-3 (head), 0 (lora/full, paper)
     batch_size: int = 28  # pairs per step for lora/full (paper: 28)
@@ -85,7 +85,7 @@ class RMConfig:
         """Epochs / lr / weight decay with the per-mode defaults filled in."""
         head = self.train == "head"
         lr_default = {"head": 1e-2, "lora": 1e-4, "full": 1e-5}[self.train]
-        return {"epochs": self.epochs or (300 if head else 1), "lr": self.lr or lr_default,
+        return {"epochs": self.epochs or (100 if head else 1), "lr": self.lr or lr_default,
                 "weight_decay": self.weight_decay if self.weight_decay is not None
                 else (1e-3 if head else 0.0)}
 
@@ -281,6 +281,7 @@ def train_reward_model(cfg: RMConfig) -> dict[str, Any]:
                "n_val": len(val), "final_loss": round(curve[-1], 5) if curve else None}
     model.save(cfg.out, copy_backbone=cfg.train == "full", objective=cfg.objective,
                data=source, data_sha256=_sha256(source), train_config=asdict(cfg),
+               hyperparameters=cfg.resolved(),
                score="sigmoid(r), r centred to mean 0 on the training responses", **metrics)
     return {**metrics, "out": str(cfg.out)}
 
@@ -320,7 +321,8 @@ def ensure_embedded_reward_model(name: str) -> Path:
     if (out / META_FILE).is_file():
         meta = read_meta(out)
         if (meta.get("data_sha256") == _sha256(str(embedded_path(EMBEDDED_PREFS[name])))
-                and meta.get("train_config") == asdict(cfg)):
+                and meta.get("train_config") == asdict(cfg)
+                and meta.get("hyperparameters") == cfg.resolved()):
             return out
     train_reward_model(cfg)
     return out
@@ -329,3 +331,15 @@ def ensure_embedded_reward_model(name: str) -> Path:
 def ensure_embedded_reward_models() -> dict[str, Path]:
     """Train (if missing) the embedded `helpfulness` and `safety` reward models."""
     return {name: ensure_embedded_reward_model(name) for name in EMBEDDED_PREFS}
+
+
+def objective_scorers(objectives: list[Any]) -> list[Any]:
+    """`scorers.build_scorers(objectives)`, training the embedded `helpfulness` / `safety` reward
+    models first if they are missing (so `objectives: [helpfulness, safety]` just works)."""
+    from moalign.scorers import build_scorers
+
+    for spec in objectives:
+        name = spec if isinstance(spec, str) else spec.get("embedded")
+        if name in EMBEDDED_PREFS:
+            ensure_embedded_reward_model(name)
+    return build_scorers(objectives)

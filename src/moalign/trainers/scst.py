@@ -106,11 +106,14 @@ class SCSTConfig:
         require(self.kl_coef >= 0, f"kl_coef must be >= 0, got {self.kl_coef}")
         require(self.save_every >= 0 and self.micro_batch >= 0,
                 "save_every and micro_batch must be >= 0")
+        require(0.0 < self.dynaopt_gamma <= 1.0 and self.dynaopt_window >= 1,
+                "dynaopt_gamma must be in (0, 1] (paper: 0.07) and dynaopt_window >= 1")
 
     def _validate_weights(self, K: int) -> None:
         w = self.weights or []
         require(len(w) == K, f"weights has {len(w)} entries but there are {K} objectives "
-                f"{self.objectives}; give one weight per objective, e.g. weights={[1 / K] * K}")
+                f"{self.objectives}; give one weight per objective, e.g. "
+                f"weights={[round(1 / K, 3)] * K}")
         require(all(math.isfinite(x) for x in w), f"weights must be finite numbers, got {w}")
         require(all(x >= 0 for x in w), f"weights must be >= 0, got {w}")
         require(sum(w) > 0, f"weights are all zero ({w}); give at least one weight > 0")
