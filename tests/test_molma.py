@@ -41,6 +41,7 @@ def vowel(prompts: list[str], responses: list[str]) -> list[float]:
 
 OBJECTIVES = [{"kind": "python", "function": f"{__name__}:{f}", "name": f}
               for f in ("early", "vowel")]
+PLANT = 3.0  # strength of the planted embedding directions (see tiny_policy_dir)
 PROMPTS = [[f"help question number {i}" for i in range(12)],
            [f"safety question number {i}" for i in range(12)]]
 
@@ -77,7 +78,7 @@ def tiny_policy_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     u = torch.linalg.qr(torch.randn(H, 2, generator=torch.Generator().manual_seed(1)))[0].T
     with torch.no_grad():
         policy.model.get_input_embeddings().weight += \
-            3.0 * (f_early[:, None] * u[0] + f_vowel[:, None] * u[1]) / H**0.5
+            PLANT * (f_early[:, None] * u[0] + f_vowel[:, None] * u[1]) / H**0.5
     out = tmp_path_factory.mktemp("tiny") / "policy"
     policy.model.save_pretrained(out)
     policy.tokenizer.save_pretrained(out)

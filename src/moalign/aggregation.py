@@ -41,17 +41,13 @@ LogitsSpace = Literal["raw", "log_softmax"]
 _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
-# ----------------------------------------------------------------------------------------------
-# weights
+# --- weights -----------------------------------------------------------------------------------
 
 
 def check_weights(weights: Any, k: int, batch: int | None = None) -> torch.Tensor:
-    """Validate aggregation weights and return them as a float32 (B, K) tensor (B = 1 for (K,)).
-
-    Weights must be finite and non-negative, with at least one positive entry per row (EMORL
-    §4.1: ``w_i ∈ [0, 1]``; values above 1 are allowed since only ratios matter for greedy
-    ``states``/``logits`` decoding). Raises `ConfigError` with the offending row otherwise.
-    """
+    """Validated weights as a float32 (B, K) tensor (B = 1 for (K,)): finite, >= 0, at least
+    one positive per row (EMORL §4.1 uses w_i ∈ [0, 1]; larger values are allowed since greedy
+    states/logits decoding only depends on ratios). `ConfigError` names the offending row."""
     try:
         w = torch.as_tensor(weights, dtype=torch.float64).detach().cpu()
     except (TypeError, ValueError, RuntimeError) as e:
@@ -98,8 +94,7 @@ def parse_weights(spec: Any, objective_names: Sequence[str]) -> torch.Tensor:
     return check_weights(floats, len(names))[0]
 
 
-# ----------------------------------------------------------------------------------------------
-# ensemble
+# --- ensemble ----------------------------------------------------------------------------------
 
 
 class Ensemble:
@@ -176,8 +171,7 @@ class Ensemble:
         return generate(self, prompts, weights, **kwargs)
 
 
-# ----------------------------------------------------------------------------------------------
-# model helpers
+# --- model helpers -----------------------------------------------------------------------------
 
 
 def encode_prompts(policy: Policy, prompts: list[str]) -> dict[str, torch.Tensor]:
@@ -240,8 +234,7 @@ def _inference(model: Any) -> Iterator[None]:
         model.train(was_training)
 
 
-# ----------------------------------------------------------------------------------------------
-# expert-major mixed-adapter batches
+# --- expert-major mixed-adapter batches --------------------------------------------------------
 
 
 def _lora_layers(model: Any) -> list[Any]:
@@ -375,8 +368,7 @@ class _CachedExperts:
         return self._out(out.last_hidden_state)
 
 
-# ----------------------------------------------------------------------------------------------
-# combining and choosing tokens
+# --- combining and choosing tokens -------------------------------------------------------------
 
 
 def combine(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -384,12 +376,14 @@ def combine(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return (w.t().unsqueeze(-1).to(x.dtype) * x).sum(0)
 
 
-def aggregate_logits(base: Any, h: torch.Tensor, w: torch.Tensor, level: str,
-                     logits_space: LogitsSpace = "raw") -> torch.Tensor:
-    """Next-token logits (B, V) from per-expert head inputs h (K, B, H) and weights w (B, K)."""
+def aggregate_logits(head: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor,
+                     w: torch.Tensor, level: str, logits_space: LogitsSpace = "raw"
+                     ) -> torch.Tensor:
+    """Next-token logits (B, V) from per-expert head inputs h (K, B, H) and weights w (B, K):
+    ``head(Σ w_i·h_i)`` for states (Eq. 2), ``Σ w_i·head(h_i)`` for logits."""
     if level == "states":
-        return project(base, combine(h, w))
-    logits = project(base, h)  # (K, B, V)
+        return head(combine(h, w))
+    logits = head(h)  # (K, B, V)
     if logits_space == "log_softmax":
         logits = torch.log_softmax(logits, dim=-1)
     return combine(logits, w)
@@ -416,27 +410,34 @@ def _decode_loop(next_logits: Callable[[torch.Tensor | None], torch.Tensor], bat
                  choose: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """Token-by-token decode with per-sequence EOS: finished rows emit `pad`; stops when every
     row has finished. Returns the new tokens (B, T ≤ max_new_tokens), EOS kept."""
-    device = None
-    finished: torch.Tensor | None = None
     out: list[torch.Tensor] = []
-    tokens = None
+    tokens = finished = eos_t = None
     for _ in range(max_new_tokens):
         logits = next_logits(tokens)  # (B, V)
         if finished is None:
-            device = logits.device
-            finished = torch.zeros(batch, dtype=torch.bool, device=device)
-            eos_t = torch.tensor(eos, dtype=torch.long, device=device)
-        tokens = torch.where(finished, torch.full_like(finished, pad, dtype=torch.long),
-                             choose(logits))
+            finished = torch.zeros(batch, dtype=torch.bool, device=logits.device)
+            eos_t = torch.tensor(eos, dtype=torch.long, device=logits.device)
+        tokens = choose(logits).masked_fill(finished, pad)  # (B,)
         out.append(tokens)
         finished = finished | torch.isin(tokens, eos_t)
         if bool(finished.all()):
             break
-    return torch.stack(out, dim=1) if out else torch.zeros(batch, 0, dtype=torch.long)
+    return torch.stack(out, dim=1)
 
 
-# ----------------------------------------------------------------------------------------------
-# public decoding
+def _run_loop(ensemble: Ensemble, batch: int, next_logits: Callable[..., torch.Tensor],
+              max_new_tokens: int, do_sample: bool, temperature: float, top_p: float,
+              seed: int | None, generator: torch.Generator | None,
+              eos_token_id: int | list[int] | None) -> torch.Tensor:
+    policy = ensemble.policy
+    if generator is None and seed is not None:
+        generator = torch.Generator(device=policy.device).manual_seed(int(seed))
+    return _decode_loop(next_logits, batch, eos_token_ids(policy, eos_token_id),
+                        pad_token_id(policy), max_new_tokens,
+                        lambda x: choose_tokens(x, do_sample, temperature, top_p, generator))
+
+
+# --- public decoding ---------------------------------------------------------------------------
 
 
 def _check_args(ensemble: Ensemble, prompts: list[str], weights: Any, level: str,
@@ -456,15 +457,6 @@ def _check_args(ensemble: Ensemble, prompts: list[str], weights: Any, level: str
     return w.expand(len(prompts), -1).to(ensemble.policy.device)  # (B, K)
 
 
-def _make_generator(device: torch.device, seed: int | None,
-                    generator: torch.Generator | None) -> torch.Generator | None:
-    if generator is not None or seed is None:
-        return generator
-    g = torch.Generator(device=device)
-    g.manual_seed(int(seed))
-    return g
-
-
 def generate_ids(ensemble: Ensemble, prompts: list[str], weights: Any, level: Level = "states",
                  max_new_tokens: int = 64, do_sample: bool = False, temperature: float = 1.0,
                  top_p: float = 1.0, seed: int | None = None,
@@ -481,9 +473,8 @@ def generate_ids(ensemble: Ensemble, prompts: list[str], weights: Any, level: Le
     if level == "params":
         return _params_ids(ensemble, prompts, w, max_new_tokens, do_sample, temperature, top_p,
                            seed, eos_token_id)
-    policy, base = ensemble.policy, _base(ensemble.model)
-    gen = _make_generator(policy.device, seed, generator)
-    enc = encode_prompts(policy, prompts)
+    base = _base(ensemble.model)
+    enc = encode_prompts(ensemble.policy, prompts)
     used = [k for k in range(ensemble.k) if bool(w[:, k].any())]  # zero-weight experts: skip
     adapters, w = [ensemble.adapter_names[k] for k in used], w[:, used]
     with _inference(ensemble.model), expert_major_batch(ensemble.model, adapters, len(prompts)):
@@ -491,11 +482,10 @@ def generate_ids(ensemble: Ensemble, prompts: list[str], weights: Any, level: Le
 
         def next_logits(tokens: torch.Tensor | None) -> torch.Tensor:
             h = experts.first() if tokens is None else experts.next(tokens)  # (K, B, H)
-            return aggregate_logits(base, h, w, level, logits_space)
+            return aggregate_logits(lambda x: project(base, x), h, w, level, logits_space)
 
-        return _decode_loop(next_logits, len(prompts), eos_token_ids(policy, eos_token_id),
-                            pad_token_id(policy), max_new_tokens,
-                            lambda x: choose_tokens(x, do_sample, temperature, top_p, gen))
+        return _run_loop(ensemble, len(prompts), next_logits, max_new_tokens, do_sample,
+                         temperature, top_p, seed, generator, eos_token_id)
 
 
 def generate(ensemble: Ensemble, prompts: list[str], weights: Any, level: Level = "states",
@@ -505,8 +495,7 @@ def generate(ensemble: Ensemble, prompts: list[str], weights: Any, level: Level 
     return ensemble.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
-# ----------------------------------------------------------------------------------------------
-# params level (model soup)
+# --- params level (model soup) -----------------------------------------------------------------
 
 
 def soup_adapter(model: Any, adapters: list[str], weights: Sequence[float]) -> str:
@@ -558,8 +547,7 @@ def _params_ids(ensemble: Ensemble, prompts: list[str], w: torch.Tensor, max_new
     return out[:, 1:] if ensemble.is_encoder_decoder else out[:, enc["input_ids"].shape[1]:]
 
 
-# ----------------------------------------------------------------------------------------------
-# naive reference (paper style)
+# --- naive reference (paper style) -------------------------------------------------------------
 
 
 def _naive_head_inputs(ensemble: Ensemble, enc: dict[str, torch.Tensor],
@@ -593,14 +581,13 @@ def generate_naive_ids(ensemble: Ensemble, prompts: list[str], weights: Any,
                        seed: int | None = None, generator: torch.Generator | None = None,
                        logits_space: LogitsSpace = "raw",
                        eos_token_id: int | list[int] | None = None) -> torch.Tensor:
-    """Reference decode as in the authors' code: each step runs each expert (set active) on the
+    """Reference decode as in the authors' code: each step runs each expert separately on the
     full prefix, without a KV cache. Same maths and outputs as `generate_ids`, O(T²) cost."""
     w = _check_args(ensemble, prompts, weights, level, max_new_tokens, temperature, top_p)
     if level == "params":
         raise ConfigError("generate_naive supports the 'states' and 'logits' levels")
-    policy, base = ensemble.policy, _base(ensemble.model)
-    gen = _make_generator(policy.device, seed, generator)
-    enc = encode_prompts(policy, prompts)
+    base = _base(ensemble.model)
+    head, enc = base.get_output_embeddings(), encode_prompts(ensemble.policy, prompts)
     start = base.config.decoder_start_token_id if ensemble.is_encoder_decoder else None
     prefix = enc["input_ids"].new_full((len(prompts), 1 if start is not None else 0), start or 0)
 
@@ -608,18 +595,12 @@ def generate_naive_ids(ensemble: Ensemble, prompts: list[str], weights: Any,
         nonlocal prefix
         if tokens is not None:
             prefix = torch.cat([prefix, tokens.unsqueeze(1)], dim=1)
-        h = _naive_head_inputs(ensemble, enc, prefix)  # (K, B, H), scaling applied
-        if level == "states":
-            return base.get_output_embeddings()(combine(h, w)).float()
-        logits = base.get_output_embeddings()(h).float()  # (K, B, V)
-        if logits_space == "log_softmax":
-            logits = torch.log_softmax(logits, dim=-1)
-        return combine(logits, w)
+        h = _naive_head_inputs(ensemble, enc, prefix)  # (K, B, H), head scaling applied
+        return aggregate_logits(lambda x: head(x).float(), h, w, level, logits_space)
 
     with _inference(ensemble.model):
-        return _decode_loop(next_logits, len(prompts), eos_token_ids(policy, eos_token_id),
-                            pad_token_id(policy), max_new_tokens,
-                            lambda x: choose_tokens(x, do_sample, temperature, top_p, gen))
+        return _run_loop(ensemble, len(prompts), next_logits, max_new_tokens, do_sample,
+                         temperature, top_p, seed, generator, eos_token_id)
 
 
 def generate_naive(ensemble: Ensemble, prompts: list[str], weights: Any,

@@ -84,7 +84,7 @@ class MolmaConfig:
     delta: float = 0.5  # so_piecewise threshold δ on the raw safety score
     prompts: list[Any] = field(default_factory=_default_prompts)  # load_prompts sources
     proportions: list[float] = field(default_factory=lambda: [0.6, 0.4])  # mix (MOLMA: 60/40)
-    test_fraction: float = 0.1  # share of every source held out (never trained on)
+    test_fraction: float = 0.15  # share of every source held out (never trained on)
     system: str | None = None
     iterations: int = 100  # APA iterations (paper: 100)
     memory: int = 64  # rollouts per iteration (experience memory)
@@ -158,14 +158,16 @@ def prompt_splits(cfg: MolmaConfig) -> tuple[list[list[str]], list[list[str]]]:
 
 
 def held_out_prompts(cfg: MolmaConfig, n: int, seed: int = 0) -> list[str]:
-    """`n` held-out prompts in the configured proportions (evaluation; never trained on).
-    Each source contributes without repetition as long as it has enough prompts."""
+    """Up to `n` distinct held-out prompts (never trained on), mixed in the configured
+    proportions while every source lasts; fewer if fewer are held out."""
     from moalign.data import mix_prompts
 
     _, test = prompt_splits(cfg)
     sources = [(t, p) for t, p in zip(test, cfg.proportions, strict=True) if t]
     require(bool(sources), "no held-out prompts: set test_fraction > 0")
-    return mix_prompts(sources, n, seed=seed)
+    mixed = list(dict.fromkeys(mix_prompts(sources, n, seed=seed)))  # drop cycled repeats
+    rest = [p for t in test for p in t if p not in set(mixed)]
+    return (mixed + rest)[:n]
 
 
 def iteration_prompts(run: Run, iteration: int) -> list[str]:

@@ -375,6 +375,9 @@ def restore_state(run: Run) -> None:
     state = load_checkpoint(run.cfg.out_dir, run.policy, [run.adapter], run.optimizer)
     extra = state["extra"]
     run.step, run.seconds = int(state["step"]), float(extra["seconds"])
+    require(extra["cursor"]["n"] == len(run.train_prompts),
+            f"the checkpoint in {run.cfg.out_dir} was trained on {extra['cursor']['n']} prompts "
+            f"but `data` now has {len(run.train_prompts)}; resume with the same data")
     run.cursor = PromptCursor(**extra["cursor"])
     run.val_history, run.converged = list(extra["val_history"]), bool(extra["converged"])
     if run.bandit is not None:
