@@ -33,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 
 bench: $(STAMP)
-	$(BIN)/pip install -q "trl>=0.12"
+	$(BIN)/pip install -q trl==1.16.0
 	$(BIN)/python bench/aggregate_decode.py
 	$(BIN)/python bench/scst_step.py
 

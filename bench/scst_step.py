@@ -6,7 +6,8 @@ new tokens (TRL: max_completion_length; EOS is suppressed on both sides with min
 every sample decodes the full length), temperature 1, top_k 0, top_p 1, the same LoRA (r=8,
 alpha=32, dropout 0.05, all linear layers but the head), AdamW at the same lr, grad clip 2,
 no KL/reference model (TRL beta=0), base dropout disabled, no gradient checkpointing (TRL turns
-it on by default), one optimizer step per batch, and the same python reward function. A step = sample + score + log-probs + backward + optimizer step.
+it on by default), one optimizer step per batch, and the same python reward function.
+A step = sample + score + log-probs + backward + optimizer step.
 
 Order A-B-A: half the moalign steps, the TRL steps, the other half of the moalign steps (so a
 machine whose load drifts does not favour one side); each side's first `--warmup` steps are not
@@ -15,6 +16,10 @@ timed. Prints the median step time of each and the ratio moalign/TRL (target ≤
     .venv/bin/pip install "trl==1.16.0"           # not a moalign dependency
     .venv/bin/python bench/scst_step.py            # bundled SmolLM2-135M-Instruct
     .venv/bin/python bench/scst_step.py --tiny     # random tiny Llama: a quick run
+
+On a loaded CPU machine pass `--threads 1` (and OMP_NUM_THREADS=1): oversubscribed OpenMP
+threads slowed every step ~10× in our runs. Note: TRL 1.16 always scores log-probs with its
+chunked fused-LM-head kernel (`fused_lm_head=True`), which dominates its CPU step time.
 """
 
 from __future__ import annotations

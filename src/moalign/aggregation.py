@@ -107,6 +107,7 @@ class Ensemble:
     def __init__(self, policy: Policy, experts: Mapping[str, str] | Sequence[str] = ()):
         self.policy = policy
         self._experts: dict[str, str] = {}
+        experts = [experts] if isinstance(experts, str) else experts
         pairs = experts.items() if isinstance(experts, Mapping) else ((e, e) for e in experts)
         for objective, adapter in pairs:
             self._register(objective, adapter)
@@ -243,10 +244,14 @@ def _lora_layers(model: Any) -> list[Any]:
     return [m for m in model.modules() if isinstance(m, LoraLayer)]
 
 
-def _fast_path_ok(layers: list[Any], adapters: list[str]) -> bool:
-    """Plain (vanilla, unmerged, nn.Linear-based) LoRA everywhere: stacked `bmm` is exact."""
+def _fast_path_ok(model: Any, layers: list[Any], adapters: list[str]) -> bool:
+    """Plain (vanilla, unmerged, nn.Linear-based) LoRA everywhere and no `modules_to_save`
+    copies: then the stacked `bmm` path computes exactly what PEFT does."""
     from peft.tuners.lora.layer import Linear as LoraLinear
+    from peft.utils import AuxiliaryTrainingWrapper
 
+    if any(isinstance(m, AuxiliaryTrainingWrapper) for m in model.modules()):
+        return False
     for m in layers:
         if not isinstance(m, LoraLinear) or m.merged or getattr(m, "fan_in_fan_out", False):
             return False
@@ -299,10 +304,12 @@ def _inject_names(names: list[str]) -> Callable[..., Any]:
 def expert_major_batch(model: Any, adapters: list[str], rows_per_expert: int) -> Iterator[None]:
     """Inside this context, a batch of K·rows_per_expert rows runs expert k on rows
     ``k·rows … (k+1)·rows-1`` (LoRA delta ``s_k·B_k·A_k·x``), in one forward for all experts."""
+    from peft.utils import AuxiliaryTrainingWrapper
+
     layers = _lora_layers(model)
     handles = []
     try:
-        if _fast_path_ok(layers, adapters):
+        if _fast_path_ok(model, layers, adapters):
             with model.disable_adapter():
                 for m in layers:
                     stacks = _stack(m, adapters)
@@ -312,7 +319,8 @@ def expert_major_batch(model: Any, adapters: list[str], rows_per_expert: int) ->
                 yield
         else:
             names = [a for a in adapters for _ in range(rows_per_expert)]
-            for m in layers:
+            for m in [*layers, *(m for m in model.modules()
+                                 if isinstance(m, AuxiliaryTrainingWrapper))]:
                 handles.append(m.register_forward_pre_hook(_inject_names(names),
                                                            with_kwargs=True))
             yield
