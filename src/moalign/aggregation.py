@@ -260,9 +260,9 @@ def _fast_path_ok(model: Any, layers: list[Any], adapters: list[str]) -> bool:
     return True
 
 
-def _stack(layer: Any, adapters: list[str]) -> tuple[torch.Tensor, ...] | None:
-    """Per-layer stacks A^T (K, in, R), B^T (K, R, out), scaling (K, 1, 1); zeros where an
-    expert has no LoRA on this layer; ranks zero-padded to the largest one."""
+def _stack(layer: Any, adapters: list[str]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Per-layer stacks A^T (K, in, R) and (s·B)^T (K, R, out), s = α/r; zeros where an expert
+    has no LoRA on this layer; ranks zero-padded to the largest one."""
     present = [a for a in adapters if a in layer.lora_A]
     if not present:
         return None
@@ -271,24 +271,25 @@ def _stack(layer: Any, adapters: list[str]) -> tuple[torch.Tensor, ...] | None:
     d_in, d_out = w.shape[1], layer.lora_B[present[0]].weight.shape[0]
     a_t = w.new_zeros(len(adapters), d_in, rank)
     b_t = w.new_zeros(len(adapters), rank, d_out)
-    scale = w.new_zeros(len(adapters), 1, 1)
     for k, a in enumerate(adapters):
         if a in layer.lora_A:
             r = layer.lora_A[a].weight.shape[0]
             a_t[k, :, :r] = layer.lora_A[a].weight.t()
-            b_t[k, :r, :] = layer.lora_B[a].weight.t()
-            scale[k] = layer.scaling[a]
-    return a_t, b_t, scale
+            b_t[k, :r, :] = layer.lora_B[a].weight.t() * layer.scaling[a]
+    return a_t, b_t
 
 
-def _bmm_hook(a_t: torch.Tensor, b_t: torch.Tensor, scale: torch.Tensor) -> Callable[..., Any]:
+def _bmm_hook(a_t: torch.Tensor, b_t: torch.Tensor) -> Callable[..., Any]:
+    """Forward hook adding expert k's LoRA delta x·A_k^T·(s_k·B_k)^T to its block of rows."""
     k = a_t.shape[0]
 
     def hook(module: Any, args: tuple, kwargs: dict, output: torch.Tensor) -> torch.Tensor:
         x = args[0] if args else kwargs["x"]
-        xs = x.reshape(k, -1, x.shape[-1]).to(a_t.dtype)  # (K, B·T, in)
-        delta = torch.bmm(torch.bmm(xs, a_t), b_t) * scale  # (K, B·T, out)
-        return output + delta.reshape(output.shape).to(output.dtype)
+        xa = torch.bmm(x.reshape(k, -1, x.shape[-1]).to(a_t.dtype), a_t)  # (K, B·T, R)
+        if output.dtype == b_t.dtype and output.is_contiguous():
+            output.view(k, -1, output.shape[-1]).baddbmm_(xa, b_t)  # (K, B·T, out), in place
+            return output
+        return output + torch.bmm(xa, b_t).reshape(output.shape).to(output.dtype)
 
     return hook
 

@@ -126,17 +126,22 @@ def _prepare_rows() -> list[tuple[str, str, str]]:
         rows.append((f"{name} head", str(path), f"held-out accuracy {acc:.4f}"))
     for name in ("helpfulness", "safety"):
         folder = embedded_reward_model_dir(name)
-        ready = (folder / META_FILE).is_file()
-        state = "ready" if ready else f"missing: run `moalign train-rm --objective {name}`"
+        meta = read_meta(folder) if (folder / META_FILE).is_file() else None
+        state = (f"held-out pairwise accuracy {meta.get('val_accuracy', float('nan')):.4f}"
+                 if meta else f"missing: run `moalign train-rm --objective {name}`")
         rows.append((f"{name} reward model", str(folder), state))
     return rows
 
 
 @app.command("prepare")
 def prepare() -> None:
-    """Warm every embedded asset offline: SmolLM2, MiniLM, the reflection/empathy heads."""
+    """Warm every embedded asset offline: SmolLM2, MiniLM, the reflection/empathy heads and the
+    helpfulness/safety reward models."""
     from rich.table import Table
 
+    from moalign.trainers.reward_model import ensure_embedded_reward_models
+
+    ensure_embedded_reward_models()
     table = Table(title="embedded assets")
     for col in ("asset", "location", "status"):
         table.add_column(col, overflow="fold")
