@@ -146,9 +146,10 @@ if "distribute_run" not in open(scst.__file__).read():
     _build = scst.build_run
     scst.build_run = lambda c: acc.distribute_run(_build(c))
 summary = scst.train_scst(cfg)
-print("RESULT", json.dumps({"rank": acc.process_index(), "out": cfg.out_dir,
-                            "first": first.tolist(), "second": lin.weight.grad.tolist(),
-                            "data_consumed": summary["data_consumed"]}), flush=True)
+# one file per rank: the ranks' stdout streams interleave, so results are not printed
+with open(f"{sys.argv[2]}/result_rank{acc.process_index()}.json", "w") as f:
+    json.dump({"rank": acc.process_index(), "out": cfg.out_dir, "first": first.tolist(),
+               "second": lin.weight.grad.tolist(), "data_consumed": summary["data_consumed"]}, f)
 '''
 
 
@@ -181,12 +182,10 @@ def test_accelerate_ddp_two_cpu_processes(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
            str(root / "configs/accelerate/ddp.yaml"), "--num_processes", "2",
            "--main_process_port", str(_free_port()), str(tmp_path / "driver.py"),
-           str(tmp_path / "cfg.json")]
+           str(tmp_path / "cfg.json"), str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    results = sorted((json.loads(line.split("RESULT", 1)[1]) for line in
-                      proc.stdout.splitlines() if line.startswith("RESULT")),
-                     key=lambda r: r["rank"])
+    results = [json.loads((tmp_path / f"result_rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["rank"] for r in results] == [0, 1]
     for r in results:  # mean of (1, 2) after one backward, plus 1.5 again after the second
         assert r["first"] == [[1.5, 1.5, 1.5]] and r["second"] == [[3.0, 3.0, 3.0]]
