@@ -7,6 +7,9 @@ Targets: states ≥ 10× faster than naive; states ≤ 1.5× the single-expert t
 
     .venv/bin/python bench/aggregate_decode.py            # bundled SmolLM2-135M-Instruct
     .venv/bin/python bench/aggregate_decode.py --tiny     # random tiny Llama, seconds
+
+Defaults to one intra-op thread: on a shared CPU box, OpenMP barriers waiting for descheduled
+threads make multi-threaded timings meaningless (pass --threads 0 for torch's default).
 """
 
 from __future__ import annotations
@@ -18,15 +21,24 @@ from collections.abc import Callable
 import torch
 
 from moalign.aggregation import Ensemble, encode_prompts, generate_ids, generate_naive_ids
-from moalign.models import SMOLLM2, Policy, attach_lora, format_prompts, load_policy, tiny_causal_lm
+from moalign.models import (
+    SMOLLM2,
+    Policy,
+    attach_lora,
+    format_prompts,
+    load_policy,
+    pick_device,
+    tiny_causal_lm,
+)
 
 EXPERTS = ("reflection", "empathy", "fluency")
 TOPICS = ("my job", "my sister", "sleep", "exams", "moving house", "my dog", "money", "friends")
 
 
-def build(tiny: bool, seed: int = 0) -> Policy:
+def build(tiny: bool, device: str = "cpu", seed: int = 0) -> Policy:
     """The policy with three LoRA experts whose B matrices are random (so experts differ)."""
-    policy = tiny_causal_lm() if tiny else load_policy(SMOLLM2, device="cpu")
+    policy = tiny_causal_lm() if tiny else load_policy(SMOLLM2, device=device)
+    policy.model.to(pick_device(device))
     for name in EXPERTS:
         attach_lora(policy, name)
     gen = torch.Generator().manual_seed(seed)
@@ -43,6 +55,8 @@ def timed(fn: Callable[[], torch.Tensor]) -> tuple[tuple[float, float], torch.Te
     shared machine (with one thread it is the compute the method needed)."""
     wall, cpu = time.perf_counter(), time.process_time()
     out = fn()
+    if out.is_cuda:
+        torch.cuda.synchronize()
     return (time.perf_counter() - wall, time.process_time() - cpu), out
 
 
@@ -59,11 +73,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="random tiny Llama instead of SmolLM2")
     ap.add_argument("--new-tokens", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    policy = build(args.tiny)
+    policy = build(args.tiny, args.device)
     ens = Ensemble(policy, list(EXPERTS))
     prompts = format_prompts(policy, [f"I keep worrying about {t}." for t in TOPICS])
     n, weights = args.new_tokens, [0.6, 0.3, 0.1]
@@ -77,7 +92,7 @@ def main() -> None:
     tokens = len(prompts) * n
     assert out_single.shape == out_states.shape == out_naive.shape == (len(prompts), n)
     print(f"model={'tiny-llama' if args.tiny else SMOLLM2} prompts={len(prompts)} new_tokens={n}"
-          f" experts={len(EXPERTS)} threads={torch.get_num_threads()}")
+          f" experts={len(EXPERTS)} device={policy.device} threads={torch.get_num_threads()}")
     print(f"  {'':30s} {'wall s':>8s} {'tokens/s':>9s} {'cpu s':>8s} {'tokens/cpu-s':>12s}")
     for name, (wall, cpu) in (("single-expert generate", t_single),
                               ("states (cached, 3 experts)", t_states),
@@ -87,6 +102,8 @@ def main() -> None:
         print(f"  [{clock:4s}] naive / states = {t_naive[i] / t_states[i]:6.2f}x (target >= 10); "
               f"states / single = {t_states[i] / t_single[i]:5.2f}x (target <= 1.5)")
     print(f"  states == naive tokens: {torch.equal(out_states, out_naive)}")
+    one_hot = generate_ids(ens, prompts, [1.0, 0.0, 0.0], **run)  # untimed exactness check
+    print(f"  states w=(1,0,0) == single-expert tokens: {torch.equal(one_hot, out_single)}")
 
 
 if __name__ == "__main__":

@@ -524,12 +524,6 @@ def soup_adapter(model: Any, adapters: list[str], weights: Sequence[float]) -> s
     return name
 
 
-def _hf_sampling_kwargs(do_sample: bool, temperature: float, top_p: float) -> dict[str, Any]:
-    if not do_sample:
-        return {"do_sample": False}
-    return {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
-
-
 def _params_ids(ensemble: Ensemble, prompts: list[str], w: torch.Tensor, max_new_tokens: int,
                 do_sample: bool, temperature: float, top_p: float, seed: int | None,
                 eos_token_id: int | list[int] | None) -> torch.Tensor:
@@ -537,6 +531,8 @@ def _params_ids(ensemble: Ensemble, prompts: list[str], w: torch.Tensor, max_new
     model, policy = ensemble.model, ensemble.policy
     rows = [tuple(r) for r in w.cpu().tolist()]
     soups: dict[tuple[float, ...], str] = {}
+    sampling = ({"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
+                if do_sample else {"do_sample": False})
     try:
         for r in dict.fromkeys(rows):
             soups[r] = soup_adapter(model, ensemble.adapter_names, r)
@@ -549,7 +545,7 @@ def _params_ids(ensemble: Ensemble, prompts: list[str], w: torch.Tensor, max_new
                 eos_token_id=eos_token_ids(policy, eos_token_id) or None,
                 min_new_tokens=max_new_tokens if eos_token_id == [] else None,
                 pad_token_id=pad_token_id(policy),
-                **_hf_sampling_kwargs(do_sample, temperature, top_p))
+                **sampling)
     finally:
         for name in soups.values():
             model.delete_adapter(name)
