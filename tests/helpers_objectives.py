@@ -104,6 +104,13 @@ def toy_evaluator(offset: float = 0.0) -> Any:
     return evaluate
 
 
+def pid_job(x: int) -> tuple[int, int]:
+    """(x, the process id that ran it): tells a Ray task from a call in the test process."""
+    import os
+
+    return x, os.getpid()
+
+
 def failing_job(x: int) -> int:
     """A job that fails for x == 1 (error-path tests of `moalign.distributed.fan_out`)."""
     if x == 1:

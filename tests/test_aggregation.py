@@ -15,6 +15,7 @@ import torch
 from moalign import aggregation as agg
 from moalign.aggregation import (
     Ensemble,
+    aggregate_logits,
     check_weights,
     encode_prompts,
     generate,
@@ -105,13 +106,15 @@ def _rows(ids: torch.Tensor, eos: int, pad: int) -> list[list[int]]:
 # exactness against independent references
 
 
-@pytest.mark.parametrize("level", ["states", "logits", "params"])
-def test_one_expert_at_weight_one_equals_its_own_generate(ens, level, monkeypatch):
+@pytest.mark.parametrize("level,space", [("states", "raw"), ("logits", "raw"),
+                                         ("logits", "probs"), ("params", "raw")])
+def test_one_expert_at_weight_one_equals_its_own_generate(ens, level, space, monkeypatch):
     eos = _plant_eos(ens, monkeypatch)
     stopped_early = False
     for k, adapter in enumerate(EXPERTS):
         ref = _own_generate(ens, adapter)
-        ours = generate_ids(ens, PROMPTS, _one_hot(k), level=level, max_new_tokens=N)
+        ours = generate_ids(ens, PROMPTS, _one_hot(k), level=level, max_new_tokens=N,
+                            logits_space=space)
         assert torch.equal(ours, ref), (level, adapter)
         stopped_early |= bool((ref[:, :-1] == eos).any())
     assert stopped_early, "per-sequence EOS was not exercised"
@@ -126,7 +129,7 @@ def test_experts_differ_and_weights_change_the_output(ens):
 
 
 @pytest.mark.parametrize("level,space", [("states", "raw"), ("logits", "raw"),
-                                         ("logits", "log_softmax")])
+                                         ("logits", "probs")])
 def test_cached_decode_equals_naive_reference(ens, level, space, monkeypatch):
     _plant_eos(ens, monkeypatch)
     w = [0.5, 0.3, 0.9]
@@ -241,6 +244,31 @@ def test_sampling_with_a_fixed_seed_is_reproducible(ens, level):
                            generate_ids(ens, PROMPTS, w, generator=g2, **kw))
 
 
+def test_aggregate_logits_levels_on_hand_tensors():
+    """states / logits-raw / logits-probs against direct computations on a linear head."""
+    torch.manual_seed(0)
+    head = torch.nn.Linear(4, 6, bias=False)
+    h = torch.randn(2, 3, 4)  # (K=2, B=3, H=4)
+    w = torch.tensor([[1.0, 0.0], [0.25, 0.75], [2.0, 2.0]])  # (B, K)
+    with torch.no_grad():
+        states = aggregate_logits(head, h, w, "states")
+        raw = aggregate_logits(head, h, w, "logits")
+        mix = aggregate_logits(head, h, w, "logits", "probs")
+        per_expert = [head(h[k]) for k in range(2)]  # (B, V) each
+    expected_states = head(w[:, :1] * h[0] + w[:, 1:] * h[1])
+    assert torch.allclose(states, expected_states, atol=1e-6)
+    assert torch.allclose(raw, states, atol=1e-5)  # linear head: logits level == states level
+    # Σ w·log p differs from Σ w·logits by a per-row constant: the same distribution again
+    logp = sum(w[:, k:k + 1] * torch.log_softmax(per_expert[k], -1) for k in range(2))
+    assert torch.allclose(torch.softmax(logp, -1), torch.softmax(raw, -1), atol=1e-5)
+    # probs: the log of the normalised mixture of the experts' distributions
+    p = [torch.softmax(x, -1) for x in per_expert]
+    expected_mix = (w[:, :1] * p[0] + w[:, 1:] * p[1]) / w.sum(-1, keepdim=True)
+    assert torch.allclose(mix.exp(), expected_mix, atol=1e-6)
+    assert torch.allclose(mix[0], torch.log_softmax(per_expert[0][0], -1), atol=1e-6)
+    assert not torch.allclose(torch.softmax(mix, -1), torch.softmax(raw, -1), atol=1e-3)
+
+
 def test_top_p_keeps_only_the_nucleus():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     seen = {int(agg.choose_tokens(logits, True, 1.0, 0.7, torch.Generator().manual_seed(s)))
@@ -322,6 +350,12 @@ def test_from_adapters_and_add_expert_leave_existing_experts_untouched(tmp_path)
         ens.add_expert(EXPERTS[0], paths[EXPERTS[0]])
     with pytest.raises(ConfigError, match="no LoRA adapter"):
         Ensemble(policy, ["missing"])
+    for bad in ("lora", "a", "ora_"):  # would collide with PEFT's `lora_` key prefix
+        with pytest.raises(ConfigError, match="'lora_' prefix"):
+            ens.add_expert("x", paths[EXPERTS[0]], adapter_name=bad)
+    with pytest.raises(ConfigError, match="must match"):
+        ens.add_expert("x", paths[EXPERTS[0]], adapter_name="bad name")
+    assert ens.objectives == EXPERTS
 
 
 def test_generation_restores_training_mode_and_adapters(ens):

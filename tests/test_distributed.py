@@ -11,6 +11,7 @@ import torch
 from helpers_objectives import (
     failing_job,
     objective,
+    pid_job,
     save_tiny_base,
     toy_evaluator,
     write_prompts,
@@ -90,6 +91,20 @@ def test_fan_out_order_errors_and_chunks(cluster) -> None:
     assert [r.point for r in results] == points
     assert [r.score for r in results] == pytest.approx([2.0] * 7)
     assert len({r.extra["pid"] for r in results}) >= 1
+
+
+def test_study_fan_out_joins_a_cluster_by_address(cluster) -> None:
+    """`moalign run ... ray_address=auto`: even one worker runs its jobs as Ray tasks."""
+    import os
+
+    from moalign.study import fan_out as study_fan_out
+
+    jobs = [{"x": 3}, {"x": 4}]
+    local = study_fan_out(pid_job, jobs, 1, ["a", "b"])
+    assert local == [(3, os.getpid()), (4, os.getpid())]
+    remote = study_fan_out(pid_job, jobs, 1, ["a", "b"], ray_address="auto")
+    assert [x for x, _ in remote] == [3, 4]
+    assert all(pid != os.getpid() for _, pid in remote)
 
 
 def test_ensemble_points_in_parallel_equal_sequential(tmp_path: Path, cluster) -> None:

@@ -51,6 +51,7 @@ def emorl_overrides(assets: dict[str, Path], out: Path) -> dict:
         "search": {"iterations": 1, "n_prompts": 2, "max_new_tokens": 4},
         # two evaluation seeds decode the models of the one training seed, one run each
         "evaluation": {"seeds": [0, 1], "runs": 1, "test_prompts": 2, "max_new_tokens": 4},
+        "logits_space": "probs",
         "out_dir": str(out),
     }
 
@@ -59,7 +60,7 @@ def _mtimes(paths: list[Path]) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in paths}
 
 
-def test_emorl_study_end_to_end_with_resume(assets, tmp_path, monkeypatch) -> None:
+def test_emorl_study_end_to_end_with_resume(assets, tmp_path, monkeypatch, capsys) -> None:
     run_dir = tmp_path / "study"
     cfg = load_config(StudyConfig, None, emorl_overrides(assets, run_dir))
 
@@ -92,6 +93,7 @@ def test_emorl_study_end_to_end_with_resume(assets, tmp_path, monkeypatch) -> No
         with pytest.raises(RuntimeError, match="killed during"):
             run_emorl_study(cfg)
     assert {"search", "baselines"} <= {p.stem for p in stages.glob("*.json")}
+    assert "search seed 0 iteration 1: " in capsys.readouterr().err  # progress per iteration
     units = sorted((run_dir / "eval" / "units").rglob("*.json"))
     assert len(units) == 3
     middle = _mtimes([run_dir / "seed_0" / "search" / "summary.json", *units])
@@ -140,6 +142,8 @@ def _check_report(run_dir: Path) -> None:
         assert title in md
     assert "data:image/png;base64," in html and 'src="figures' not in html  # self-contained
     assert html.count("Not available") == 2  # MOLMA and human evaluation: no artifacts here
+    samples = md.split("## Sample generations")[1].split("\n## ")[0]
+    assert samples.count("Prompt ") == 2 and samples.count("| EMORL") == 2  # a row per prompt
     for link in (line.split("](")[1].rstrip(")") for line in md.splitlines()
                  if line.startswith("![")):
         assert (run_dir / "report" / link).is_file()

@@ -7,8 +7,10 @@ objective. `generate` decodes token by token with per-sequence weights `w` (K,) 
   hidden state the LM head consumes (final norm applied; T5's ``d_model^-0.5`` scaling applied
   when its embeddings are tied, exactly as `T5ForConditionalGeneration.forward` does).
 * ``logits``: ``logits = Σ_i w_i·logits_i`` over the same jointly decoded prefix (a true ensemble
-  decode). For a bias-free linear head this equals ``states`` up to rounding; ``logits_space=
-  "log_softmax"`` combines per-expert log-probabilities instead (a weighted product of experts).
+  decode). For a bias-free linear head this equals ``states`` up to rounding, and so would
+  ``Σ_i w_i·log p_i`` (it differs from ``Σ_i w_i·logits_i`` by a constant per row, which softmax
+  ignores). ``logits_space="probs"`` is the one genuinely different choice: the mixture
+  ``p = Σ_i w_i·p_i / Σ_i w_i`` of the experts' next-token distributions.
 * ``params`` (model soup, EMORL Eq. 3): ``θ = θ0 + Σ_i w_i·α_i·B_i·A_i``, then ordinary
   ``model.generate``.
 
@@ -37,8 +39,19 @@ from moalign.models import Policy, load_adapter
 
 Level = Literal["states", "logits", "params"]
 LEVELS: tuple[str, ...] = ("states", "logits", "params")
-LogitsSpace = Literal["raw", "log_softmax"]
+LogitsSpace = Literal["raw", "probs"]
 _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+def check_adapter_name(adapter: str) -> None:
+    """Expert adapter names appear in ``--weights name=value`` lists and in PEFT state-dict keys;
+    a name inside ``lora_`` (e.g. ``lora``, ``a``) makes PEFT mistake its weights for LoRA
+    prefixes when loading, so it is refused."""
+    if not _ADAPTER_NAME.match(adapter):
+        raise ConfigError(f"expert name {adapter!r} must match {_ADAPTER_NAME.pattern}")
+    if adapter in "lora_":
+        raise ConfigError(f"expert name {adapter!r} is part of PEFT's 'lora_' prefix; "
+                          "pick a longer name")
 
 
 # --- weights -----------------------------------------------------------------------------------
@@ -128,14 +141,14 @@ class Ensemble:
             raise ConfigError(f"objective {name!r} already has an expert; objectives: "
                               f"{self.objectives}")
         if path is not None:
+            check_adapter_name(adapter)
             if adapter in getattr(self.model, "peft_config", {}):
                 raise ConfigError(f"the model already holds an adapter named {adapter!r}")
             load_adapter(self.policy, path, adapter)
         self._register(name, adapter)
 
     def _register(self, objective: str, adapter: str) -> None:
-        if not _ADAPTER_NAME.match(adapter):
-            raise ConfigError(f"expert name {adapter!r} must match {_ADAPTER_NAME.pattern}")
+        check_adapter_name(adapter)
         if adapter not in getattr(self.model, "peft_config", {}):
             raise ConfigError(f"the model holds no LoRA adapter named {adapter!r}")
         self._experts[objective] = adapter
@@ -389,12 +402,14 @@ def aggregate_logits(head: Callable[[torch.Tensor], torch.Tensor], h: torch.Tens
                      w: torch.Tensor, level: str, logits_space: LogitsSpace = "raw"
                      ) -> torch.Tensor:
     """Next-token logits (B, V) from per-expert head inputs h (K, B, H) and weights w (B, K):
-    ``head(Σ w_i·h_i)`` for states (Eq. 2), ``Σ w_i·head(h_i)`` for logits."""
+    ``head(Σ w_i·h_i)`` for states (Eq. 2), ``Σ w_i·head(h_i)`` for logits, or the log of the
+    mixture ``Σ w_i·softmax(head(h_i)) / Σ w_i`` for logits with ``logits_space="probs"``."""
     if level == "states":
         return head(combine(h, w))
     logits = head(h)  # (K, B, V)
-    if logits_space == "log_softmax":
-        logits = torch.log_softmax(logits, dim=-1)
+    if logits_space == "probs":  # log Σ_i (w_i/Σw)·p_i, computed stably in log space
+        logw = torch.log(w / w.sum(-1, keepdim=True)).t().unsqueeze(-1)  # (K, B, 1)
+        return torch.logsumexp(torch.log_softmax(logits.float(), dim=-1) + logw, dim=0)
     return combine(logits, w)
 
 

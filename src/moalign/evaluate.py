@@ -243,8 +243,12 @@ def ensemble_generate_fn(
     top_p: float = 1.0,
     system: str | None = None,
     chunk_size: int = 256,
+    logits_space: str = "raw",
 ) -> GenerateFn:
-    """A `GenerateFn` for an `Ensemble` with fixed weights (K,), a dict or ``"a=0.8,b=0.2"``."""
+    """A `GenerateFn` for an `Ensemble` with fixed weights (K,), a dict or ``"a=0.8,b=0.2"``.
+
+    ``logits_space`` only matters at level ``logits``: ``raw`` sums logits, ``log_softmax``
+    sums log-probabilities (see `aggregation.aggregate_logits`)."""
     from moalign import aggregation
     from moalign.models import format_prompts
 
@@ -254,8 +258,9 @@ def ensemble_generate_fn(
         texts = format_prompts(ensemble.policy, list(prompts), system)
         return generate_for_points(ensemble, texts, [w.tolist()], level, max_new_tokens,
                                    chunk_size, do_sample=do_sample, temperature=temperature,
-                                   top_p=top_p, seed=seed)
+                                   top_p=top_p, seed=seed, **extra)
 
+    extra = {"logits_space": logits_space} if level == "logits" else {}
     return generate_fn
 
 

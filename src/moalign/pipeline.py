@@ -46,6 +46,7 @@ from moalign.study import (
     objective_name,
     read_json,
     run_units,
+    say,
     seed_dir,
     stage,
     start_run,
@@ -130,8 +131,14 @@ class StudyConfig:
     search: SearchSection = field(default_factory=SearchSection)
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    # the logits baseline: `raw` = Σ w_i·logits_i (SPEC §3; equals `states` exactly for a
+    # bias-free linear LM head), `probs` = Σ w_i·p_i / Σ w_i (a mixture of the experts'
+    # next-token distributions)
+    logits_space: Literal["raw", "probs"] = "raw"
     out_dir: str = "runs/emorl"
     workers: int = 1  # > 1: train experts / baselines as parallel Ray jobs
+    ray_address: str | None = None  # join an existing Ray cluster ("auto" or "ray://host:10001")
+    gpus_per_job: float = 0.0  # GPUs each Ray training job reserves (fractions share a GPU)
 
     def validate(self) -> None:
         names = [objective_name(o) for o in self.objectives]
@@ -142,6 +149,7 @@ class StudyConfig:
         bad = sorted(set(self.baselines) - set(BASELINES))
         require(not bad, f"unknown baseline(s) {bad}; choose from {list(BASELINES)}")
         require(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        require(self.gpus_per_job >= 0, f"gpus_per_job must be >= 0, got {self.gpus_per_job}")
         for key in self.search.extra:
             require(key not in ("ensemble", "out_dir", "objectives", "data"),
                     f"search.extra.{key} is set by the study")
@@ -191,7 +199,8 @@ def train_experts(cfg: StudyConfig, run_dir: Path) -> None:
         jobs = [{"cfg": cfg, "objective": o, "run_dir": run_dir, "seed": s}
                 for s in training_seeds(cfg) for o in cfg.objectives]
         names = [f"expert {objective_name(j['objective'])} seed {j['seed']}" for j in jobs]
-        out = fan_out(train_expert_stage, jobs, cfg.workers, names)
+        out = fan_out(train_expert_stage, jobs, cfg.workers, names, cfg.ray_address,
+                      cfg.gpus_per_job)
         return {n: {k: r[k] for k in ("steps", "data_consumed", "seconds", "converged")}
                 for n, r in zip(names, out, strict=True)}
 
@@ -225,12 +234,14 @@ def search_config(cfg: StudyConfig, seed: int, run_dir: Path) -> Any:
 def search_weights(cfg: StudyConfig, run_dir: Path) -> None:
     """Hierarchical grid search per seed; the first seed's ensemble is published at the top."""
     from moalign.experts import EnsembleManifest
-    from moalign.search_run import run_search
+    from moalign.search_run import describe_iteration, run_search
 
     def run() -> dict[str, Any]:
         best = {}
         for s in training_seeds(cfg):
-            result = run_search(search_config(cfg, s, run_dir))
+            result = run_search(search_config(cfg, s, run_dir),
+                                on_iteration=lambda e, s=s: say(f"search seed {s} "
+                                                                f"{describe_iteration(e)}"))
             best[str(s)] = {"weights": list(result.best_point), "score": result.best_score}
         first = EnsembleManifest.load(seed_dir(run_dir, training_seeds(cfg)[0]))
         prefix = f"seed_{training_seeds(cfg)[0]}/"
@@ -249,7 +260,8 @@ def train_baselines(cfg: StudyConfig, run_dir: Path) -> None:
                                          seed_dir(run_dir, s) / "baselines" / m)}
                 for s in training_seeds(cfg) for m in methods]
         names = [f"{j['scst_cfg'].method} seed {j['scst_cfg'].seed}" for j in jobs]
-        out = fan_out(_train_scst_unit, jobs, cfg.workers, names)
+        out = fan_out(_train_scst_unit, jobs, cfg.workers, names, cfg.ray_address,
+                      cfg.gpus_per_job)
         return {n: {k: r[k] for k in ("steps", "data_consumed", "seconds", "converged")}
                 for n, r in zip(names, out, strict=True)}
 
@@ -271,13 +283,15 @@ def emorl_systems(cfg: StudyConfig) -> list[System]:
         return lambda m: policy_generate_fn(m["policy"], adapter=adapter, **gen)
 
     def aggregated(level: str) -> Callable[[Any], Any]:
-        return lambda m: ensemble_generate_fn(m["ensemble"], m["weights"], level=level, **gen)
+        return lambda m: ensemble_generate_fn(m["ensemble"], m["weights"], level=level,
+                                              logits_space=cfg.logits_space, **gen)
 
     systems = [System("base", base_label(cfg.policy.name), "ensemble", plain(None))]
     systems += [System(f"expert_{n}", f"Expert: {n}", "ensemble", plain(n))
                 for n in cfg.objective_names]
     labels = {"uniform": "Uniform Weighted", "dynaopt": "DynaOpt", "soup": "Model Soup",
-              "logits": "Logits aggregation"}
+              "logits": "Logits aggregation" + ("" if cfg.logits_space == "raw" else
+                                                f" ({cfg.logits_space})")}
     for b in cfg.baselines:
         group = "adapters" if b in TRAINED_BASELINES else "ensemble"
         make = plain(b) if b in TRAINED_BASELINES else aggregated(LEVEL_OF[b])

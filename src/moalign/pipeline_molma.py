@@ -86,6 +86,8 @@ class MolmaStudyConfig:
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
     out_dir: str = "runs/molma"
     workers: int = 1
+    ray_address: str | None = None  # join an existing Ray cluster ("auto" or "ray://host:10001")
+    gpus_per_job: float = 0.0  # GPUs each Ray training job reserves (fractions share a GPU)
 
     def validate(self) -> None:
         from moalign.trainers.molma import MolmaConfig
@@ -94,6 +96,7 @@ class MolmaStudyConfig:
         names = [objective_name(o) for o in self.objectives]
         require(len(names) >= 2, f"a MOLMA study needs >= 2 objectives, got {names}")
         require(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        require(self.gpus_per_job >= 0, f"gpus_per_job must be >= 0, got {self.gpus_per_job}")
         check_seeds(self.training.seeds, "training.seeds")
         for b in self.baselines:
             ok = b in SO_LABELS or (b.startswith("so:") and b[3:] in names)
@@ -207,7 +210,8 @@ def train_policies(cfg: MolmaStudyConfig, run_dir: Path) -> None:
         jobs = [{"molma_cfg": molma_config(cfg, run_dir, m, s)}
                 for s in training_seeds(cfg) for m in cfg.methods]
         names = [f"{method_key(m)} seed {s}" for s in training_seeds(cfg) for m in cfg.methods]
-        out = fan_out(_train_unit, jobs, cfg.workers, names)
+        out = fan_out(_train_unit, jobs, cfg.workers, names, cfg.ray_address,
+                      cfg.gpus_per_job)
         return {n: {"seconds": r["seconds"], "iterations": r["iterations"]}
                 for n, r in zip(names, out, strict=True)}
 

@@ -267,8 +267,9 @@ def plot_curves(
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    if series:
-        ax.legend(fontsize=8)
+    if series:  # below the axes: curves often end in every corner
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                  ncol=min(3, len(series)), frameon=False)
     return save_figure(fig, out_path)
 
 

@@ -105,17 +105,21 @@ def overview_section(run_dir: Path, study: dict[str, Any] | None) -> Section:
         return sec
     rows = [["kind", str(study.get("kind", "?"))], ["policy", str(study.get("policy", "?"))],
             ["objectives", ", ".join(study.get("objectives", []))]]
-    for key in ("seeds", "training_seeds", "runs", "test_prompts", "systems",
-                "last_invocation_seconds"):
+    labels = {"seeds": "evaluation seeds", "training_seeds": "training seeds",
+              "runs": "generation runs per seed", "test_prompts": "test prompts",
+              "systems": "systems", "last_invocation_seconds": "last `moalign run` took (s)"}
+    for key, label in labels.items():
         if study.get(key) is not None:
             value = study[key]
-            rows.append([key, ", ".join(map(str, value)) if isinstance(value, list) else
+            rows.append([label, ", ".join(map(str, value)) if isinstance(value, list) else
                          str(value)])
-    stages = [_json(p) or {} for p in (run_dir / "stages").glob("*.json")] \
+    markers = sorted((run_dir / "stages").glob("*.json"), key=lambda p: p.stat().st_mtime_ns) \
         if (run_dir / "stages").is_dir() else []
-    stages.sort(key=lambda m: str(m.get("finished", "")))
-    done = [f"{m.get('stage')} ({m.get('seconds', 0):.0f} s)" for m in stages]
+    seconds = [(p.stem, float((_json(p) or {}).get("seconds", 0))) for p in markers]
+    done = [f"{name} ({sec_:.0f} s)" for name, sec_ in seconds]
     rows.append(["completed stages", ", ".join(done) or "none"])
+    if seconds:
+        rows.append(["all stages took (s)", f"{sum(t for _, t in seconds):.0f}"])
     sec.blocks.append(Table(["", ""], rows))
     return sec
 
@@ -278,7 +282,7 @@ def search_section(run_dir: Path, fig_dir: Path) -> Section:
     best = _json(d / "best.json") or _json(d / "summary.json")
     if best:
         sec.blocks.append(Text(_search_summary(best, d, len(dirs))))
-    pngs = sorted(p for p in d.glob("*.png") if "pareto" not in p.name)
+    pngs = sorted(d.glob("search_iter_*.png"))  # the overview repeats these panels
     for png in pngs:
         sec.blocks.append(Figure(_copy(png, fig_dir, f"{d.parent.name}_{png.name}"),
                                  f"{d.parent.name}: {png.stem.replace('_', ' ')}",
@@ -293,12 +297,17 @@ def _search_summary(best: dict[str, Any], d: Path, n_seeds: int) -> str:
     if isinstance(weights, dict):
         weights = ", ".join(f"{k} = {v:.4g}" for k, v in weights.items())
     parts = [f"Best weights ({d.parent.name}): {weights}"]
-    for key, label in (("best_score", "score"), ("n_evaluations", "evaluations"),
-                       ("n_points_visited", "naive grid points"), ("seconds", "seconds")):
+    for key, label in (("best_score", "score"), ("n_points_visited", "grid points visited"),
+                       ("n_evaluations", "decoded (the rest cached or equal after normalising)"),
+                       ("seconds", "seconds")):
         if best.get(key) is not None:
             value = best[key]
             parts.append(f"{label}: {value:.4g}" if isinstance(value, float) else
                          f"{label}: {value}")
+    iters = len((_json(d / "history.json") or {}).get("history") or [])
+    if best.get("method") == "hierarchical" and iters and best.get("experts"):
+        full = (2 ** iters + 1) ** len(best["experts"])
+        parts.append(f"a full grid at the final step 1/{2 ** iters} has {full} points")
     if n_seeds > 1:
         parts.append(f"figures of the first of {n_seeds} seeds")
     return "; ".join(parts) + "."
@@ -312,7 +321,8 @@ def _copy(src: Path, fig_dir: Path, name: str) -> Path:
 
 
 def _search_points(d: Path) -> tuple[list[str], list[list[float]], list[list[float]]]:
-    """(objective names, per-objective rewards, weights) of every evaluated point."""
+    """(objective names, per-objective rewards, weights) of every evaluated point; the weights
+    are in the order of the search's experts (summary.json `experts`)."""
     recs = read_jsonl(d / "results.jsonl")
     recs = [r for r in recs if r.get("objectives")]
     if not recs:
@@ -337,10 +347,15 @@ def pareto_section(run_dir: Path, fig_dir: Path) -> Section:
     hv = hypervolume(values, [0.0] * len(names))
     sec.blocks.append(Figure(path, f"{len(values)} evaluated points, {len(front)} on the front; "
                                    f"hypervolume w.r.t. the origin = {hv:.4f}."))
-    rows = [[", ".join(f"{w:.3g}" for w in points[i]), *(f"{values[i][k]:.4f}"
-                                                       for k in range(len(names)))]
-            for i in front[:12]]
-    sec.blocks.append(Table(["weights", *names], rows, "Pareto-optimal weight points."))
+    groups: dict[tuple[float, ...], list[int]] = {}  # equal rewards: one row, all weight points
+    for i in front:
+        groups.setdefault(tuple(values[i]), []).append(i)
+    rows = [["; ".join(", ".join(f"{w:.3g}" for w in points[i]) for i in idx),
+             *(f"{v:.4f}" for v in vals)] for vals, idx in list(groups.items())[:12]]
+    experts = (_json(dirs[0] / "summary.json") or {}).get("experts")
+    head = f"weights ({', '.join(experts)})" if experts else "weights"
+    sec.blocks.append(Table([head, *names], rows, "Pareto-optimal weight points (points with "
+                                                  "equal rewards share a row)."))
     return sec
 
 
@@ -418,9 +433,11 @@ def samples_section(run_dir: Path, table: dict[str, Any] | None, n: int = 3) -> 
         for key in (k for k in order if k in by_method):
             rec = next((r for r in by_method[key] if r["prompt"] == prompt), None)
             if rec is not None:
-                rewards = ", ".join(f"{k} {v:.2f}" for k, v in (rec.get("rewards") or {}).items())
+                got = rec.get("rewards") or {}
+                names = [o for o in (table or {}).get("objectives", []) if o in got] or list(got)
+                rewards = ", ".join(f"{o} {got[o]:.2f}" for o in names)
                 rows.append([labels.get(key, key), rec["response"], rewards])
-        sec.blocks.append(Text(f"Prompt {i + 1}: {prompt}"))
+        sec.blocks.append(Text(f"Prompt {i + 1} (first evaluation seed and run): {prompt}"))
         sec.blocks.append(Table(["method", "response", "rewards"], rows))
     return sec
 

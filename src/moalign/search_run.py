@@ -223,6 +223,13 @@ def run_method(cfg: SearchConfig, evaluate: Any, k: int, results_path: Path,
     return search.random_search(evaluate, k, cfg.n_random, cfg.seed, **common)
 
 
+def describe_iteration(entry: dict[str, Any]) -> str:
+    """One progress line for a finished hierarchical-search iteration (its history entry)."""
+    best = ", ".join(f"{x:.4g}" for x in entry["best_point"] or [])
+    return (f"iteration {entry['iteration']}: {entry['n_new']} new points, best "
+            f"{entry['best_score']:.4f} at ({best})")
+
+
 def run_search(cfg: SearchConfig,
                on_iteration: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
     """Search aggregation weights for the ensemble in ``cfg.ensemble``; write every artifact."""

@@ -144,17 +144,20 @@ def seed_dir(run_dir: Path, seed: int) -> Path:
 
 
 def fan_out(fn: Callable[..., Any], jobs: list[dict[str, Any]], workers: int,
-            names: list[str]) -> list[Any]:
-    """The `workers` hook: jobs run here one by one (all threads) for 1 worker, else as Ray jobs
-    (`moalign.distributed.fan_out`) sharing the machine's cores."""
+            names: list[str], ray_address: str | None = None,
+            gpus_per_job: float = 0.0) -> list[Any]:
+    """The `workers` hook: jobs run here one by one (all threads) for 1 worker and no
+    ``ray_address``; else as Ray tasks (`moalign.distributed.fan_out`), on a local cluster sharing
+    this machine's cores or on the existing cluster at ``ray_address`` (e.g. ``auto``)."""
     import os
 
     from moalign.distributed import fan_out as distributed_fan_out
 
-    if workers <= 1:
+    if workers <= 1 and not ray_address:
         return [fn(**job) for job in jobs]
-    cpus = max(1, (os.cpu_count() or 1) // workers)
-    return distributed_fan_out(fn, jobs, workers=workers, names=names, num_cpus=cpus)
+    cpus = 1 if ray_address else max(1, (os.cpu_count() or 1) // workers)
+    return distributed_fan_out(fn, jobs, workers=workers, names=names, num_cpus=cpus,
+                               ray_address=ray_address, num_gpus=gpus_per_job)
 
 
 # ----------------------------------------------------------------------------- evaluation units

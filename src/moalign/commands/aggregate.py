@@ -42,17 +42,12 @@ def search_cmd(
     """Search aggregation weights (hierarchical grid search, EMORL Algorithm 1)."""
     from moalign.config import load_config
     from moalign.experts import EnsembleManifest
-    from moalign.search_run import SearchConfig, run_search
+    from moalign.search_run import SearchConfig, describe_iteration, run_search
 
     extra = [f"ensemble={json.dumps(str(ensemble))}"] if ensemble is not None else []
     cfg = load_config(SearchConfig, config, [*(overrides or []), *extra])
 
-    def on_iteration(entry: dict[str, Any]) -> None:
-        best = ", ".join(f"{x:.4g}" for x in entry["best_point"] or [])
-        typer.echo(f"iteration {entry['iteration']}: {entry['n_new']} new points, best "
-                   f"{entry['best_score']:.4f} at ({best})")
-
-    result = run_search(cfg, on_iteration=on_iteration)
+    result = run_search(cfg, on_iteration=lambda e: typer.echo(describe_iteration(e)))
     out = cfg.resolved_out_dir()
     names = EnsembleManifest.load(cfg.ensemble).objectives
     weights = ",".join(f"{n}={w:.4g}" for n, w in zip(names, result.best_point, strict=True))
