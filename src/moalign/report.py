@@ -572,7 +572,8 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     study = _json(run_dir / "study.json") or {}
-    title = f"moalign {study.get('kind', '').upper() or 'run'} study: {run_dir.name}"
+    name = study.get("name") or run_dir.name
+    title = f"moalign {study.get('kind', '').upper() or 'run'} study: {name}"
     sections = build_sections(run_dir, fig_dir)
     html_path = atomic_write_text(out_dir / "report.html", render_html(title, sections))
     md_path = atomic_write_text(out_dir / "report.md",
