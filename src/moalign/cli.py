@@ -10,6 +10,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 
 import typer
 
@@ -44,6 +45,9 @@ def main() -> None:
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("transformers").setLevel(logging.ERROR)
+    # PEFT 0.21 still reads `is_gradient_checkpointing`, deprecated by transformers 5: not ours
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
+                            category=FutureWarning)
     try:
         app()
     except USER_ERRORS as e:

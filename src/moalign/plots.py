@@ -284,14 +284,23 @@ def plot_reward_scatter(
     models = list(model_rewards)
     if not models:
         raise ValueError("plot_reward_scatter needs at least one model")
-    fig, axes = plt.subplots(
-        1, len(models), figsize=(4.2 * len(models), 4.0), squeeze=False, sharex=True, sharey=True
-    )
-    for ax, model in zip(axes[0], models, strict=True):
+    cols = min(3, len(models))
+    rows = -(-len(models) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.0 * rows), squeeze=False,
+                             sharex=True, sharey=True)
+    for i, model in enumerate(models):
+        ax = axes[i // cols][i % cols]
         arr = np.asarray(model_rewards[model], dtype=float).reshape(-1, 2)
         ax.scatter(arr[:, 0], arr[:, 1], s=10, alpha=0.6)
         ax.set_title(f"{model} (mean {arr[:, 0].mean():.3f}, {arr[:, 1].mean():.3f})", fontsize=9)
-        ax.set_xlabel(names[0])
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(names[1])
+    for i in range(rows * cols):
+        ax = axes[i // cols][i % cols]
+        if i >= len(models):
+            ax.set_visible(False)
+        elif i + cols >= len(models):  # the lowest panel of its column: show the x axis
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel(names[0])
+    for row in axes:
+        row[0].set_ylabel(names[1])
     return save_figure(fig, out_path)

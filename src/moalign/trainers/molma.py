@@ -589,7 +589,7 @@ def train_molma(cfg: MolmaConfig, resume: bool = False) -> dict[str, Any]:
             run.iteration += 1
             run.seconds += time.perf_counter() - t0
             bar.update(1)
-            bar.set_postfix({k.split("/")[-1][:10]: f"{v:.3f}" for k, v in it_stats.items()
+            bar.set_postfix({k.split("/")[-1][:12]: f"{v:.3f}" for k, v in it_stats.items()
                              if k.startswith("reward/")} | {"kl": f"{exp.kl:.3f}"})
             if cfg.save_every and run.iteration % cfg.save_every == 0:
                 save_state(run)

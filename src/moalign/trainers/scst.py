@@ -399,7 +399,7 @@ def _progress(run: Run) -> Any:
 
 
 def _postfix(stats: dict[str, Any], run: Run) -> dict[str, str]:
-    post = {n[:10]: f"{stats[f'reward/{n}']:.3f}" for n in run.names}
+    post = {n[:12]: f"{stats[f'reward/{n}']:.3f}" for n in run.names}
     if run.val_history:
         post["val"] = f"{run.val_history[-1]['mean']:.3f}"
     post["samples/s"] = f"{stats['samples_per_s']:.1f}"
