@@ -91,6 +91,24 @@ def make_tiny_ensemble(run_dir: str | Path, names: tuple[str, ...] = ("length", 
     return run_dir
 
 
+def tiny_study_overrides(base: Path, prompts: Path, out: Path) -> dict[str, Any]:
+    """`StudyConfig` overrides for a whole EMORL study on the tiny base in seconds."""
+    p = str(prompts)
+    return {
+        "policy": {"name": str(base), "device": "cpu"},
+        "objectives": [objective("length"), objective("vowel")],
+        "data": {"train": p, "val": p, "test": p},
+        "training": {"n_samples": 2, "max_new_tokens": 4, "batch_size": 2, "val_every": 1,
+                     "val_batch": 2, "max_steps": 2, "window": 5, "save_every": 1,
+                     "lr": 0.05, "seeds": [0], "extra": {"progress": False}},
+        "search": {"iterations": 1, "n_prompts": 2, "max_new_tokens": 4},
+        # two evaluation seeds decode the models of the one training seed, one run each
+        "evaluation": {"seeds": [0, 1], "runs": 1, "test_prompts": 2, "max_new_tokens": 4},
+        "logits_space": "probs",
+        "out_dir": str(out),
+    }
+
+
 def toy_evaluator(offset: float = 0.0) -> Any:
     """A picklable search evaluator factory: score = sum of the point + offset, pid in extra."""
     import os

@@ -13,6 +13,7 @@ from helpers_objectives import (
     objective,
     pid_job,
     save_tiny_base,
+    tiny_study_overrides,
     toy_evaluator,
     write_prompts,
 )
@@ -105,6 +106,28 @@ def test_study_fan_out_joins_a_cluster_by_address(cluster) -> None:
     remote = study_fan_out(pid_job, jobs, 1, ["a", "b"], ray_address="auto")
     assert [x for x, _ in remote] == [3, 4]
     assert all(pid != os.getpid() for _, pid in remote)
+
+
+def test_study_experts_and_baselines_on_ray_equal_sequential(tmp_path: Path, cluster) -> None:
+    """`moalign run ... workers=2`: the experts and SCST baselines of a study trained as Ray
+    tasks end with exactly the adapters of the sequential study."""
+    from moalign import pipeline
+    from moalign.config import load_config
+    from moalign.pipeline import StudyConfig
+
+    base, prompts = save_tiny_base(tmp_path / "base"), write_prompts(tmp_path / "p.jsonl")
+    adapters = {}
+    for workers in (1, 2):
+        out = tmp_path / f"workers_{workers}"
+        cfg = load_config(StudyConfig, None, {**tiny_study_overrides(base, prompts, out),
+                                              "workers": workers, "baselines": ["uniform"]})
+        pipeline.train_experts(cfg, out)
+        pipeline.train_baselines(cfg, out)
+        found = sorted(out.glob("seed_0/*/*/adapter/adapter_model.safetensors"))
+        adapters[workers] = {str(p.relative_to(out)): load_file(str(p)) for p in found}
+    assert len(adapters[1]) == 3 and adapters[1].keys() == adapters[2].keys()
+    for name, tensors in adapters[1].items():
+        assert all(torch.equal(t, adapters[2][name][k]) for k, t in tensors.items()), name
 
 
 def test_ensemble_points_in_parallel_equal_sequential(tmp_path: Path, cluster) -> None:

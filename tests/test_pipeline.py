@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers_objectives import objective, save_tiny_base, write_prompts
+from helpers_objectives import objective, save_tiny_base, tiny_study_overrides, write_prompts
 from typer.testing import CliRunner
 
 from moalign import pipeline, study
@@ -40,20 +40,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def emorl_overrides(assets: dict[str, Path], out: Path) -> dict:
-    p = str(assets["prompts"])
-    return {
-        "policy": {"name": str(assets["base"]), "device": "cpu"},
-        "objectives": [objective("length"), objective("vowel")],
-        "data": {"train": p, "val": p, "test": p},
-        "training": {"n_samples": 2, "max_new_tokens": 4, "batch_size": 2, "val_every": 1,
-                     "val_batch": 2, "max_steps": 2, "window": 5, "save_every": 1,
-                     "lr": 0.05, "seeds": [0], "extra": {"progress": False}},
-        "search": {"iterations": 1, "n_prompts": 2, "max_new_tokens": 4},
-        # two evaluation seeds decode the models of the one training seed, one run each
-        "evaluation": {"seeds": [0, 1], "runs": 1, "test_prompts": 2, "max_new_tokens": 4},
-        "logits_space": "probs",
-        "out_dir": str(out),
-    }
+    return tiny_study_overrides(assets["base"], assets["prompts"], out)
 
 
 def _mtimes(paths: list[Path]) -> dict[Path, int]:
