@@ -15,6 +15,7 @@ threads make multi-threaded timings meaningless (pass --threads 0 for torch's de
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 
@@ -60,6 +61,12 @@ def timed(fn: Callable[[], torch.Tensor]) -> tuple[tuple[float, float], torch.Te
     return (time.perf_counter() - wall, time.process_time() - cpu), out
 
 
+def median_times(times: list[tuple[float, float]]) -> tuple[float, float]:
+    """Per clock (wall, CPU), the median over repeats."""
+    wall, cpu = (float(statistics.median(t[i] for t in times)) for i in range(2))
+    return wall, cpu
+
+
 def single_expert(policy: Policy, prompts: list[str], n: int) -> torch.Tensor:
     """Baseline: one expert active, ordinary HF `generate` with a KV cache."""
     enc = encode_prompts(policy, prompts)
@@ -75,6 +82,8 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="interleaved timings of single and states; medians are reported")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -86,13 +95,19 @@ def main() -> None:
     single_expert(policy, prompts[:2], 2)  # warm-up
     generate_ids(ens, prompts[:2], weights, max_new_tokens=2)
 
-    t_single, out_single = timed(lambda: single_expert(policy, prompts, n))
-    t_states, out_states = timed(lambda: generate_ids(ens, prompts, weights, **run))
+    singles, states = [], []
+    for _ in range(max(1, args.repeats)):  # interleaved: both see the same machine load
+        t, out_single = timed(lambda: single_expert(policy, prompts, n))
+        singles.append(t)
+        t, out_states = timed(lambda: generate_ids(ens, prompts, weights, **run))
+        states.append(t)
+    t_single, t_states = median_times(singles), median_times(states)
     t_naive, out_naive = timed(lambda: generate_naive_ids(ens, prompts, weights, **run))
     tokens = len(prompts) * n
     assert out_single.shape == out_states.shape == out_naive.shape == (len(prompts), n)
     print(f"model={'tiny-llama' if args.tiny else SMOLLM2} prompts={len(prompts)} new_tokens={n}"
-          f" experts={len(EXPERTS)} device={policy.device} threads={torch.get_num_threads()}")
+          f" experts={len(EXPERTS)} device={policy.device} threads={torch.get_num_threads()}"
+          f" repeats={len(singles)} (medians; naive once)")
     print(f"  {'':30s} {'wall s':>8s} {'tokens/s':>9s} {'cpu s':>8s} {'tokens/cpu-s':>12s}")
     for name, (wall, cpu) in (("single-expert generate", t_single),
                               ("states (cached, 3 experts)", t_states),
@@ -101,6 +116,8 @@ def main() -> None:
     for i, clock in enumerate(("wall", "cpu")):
         print(f"  [{clock:4s}] naive / states = {t_naive[i] / t_states[i]:6.2f}x (target >= 10); "
               f"states / single = {t_states[i] / t_single[i]:5.2f}x (target <= 1.5)")
+    ratios = sorted(b[0] / a[0] for a, b in zip(singles, states, strict=True))
+    print(f"  states / single per repeat (wall): {', '.join(f'{r:.2f}' for r in ratios)}")
     print(f"  states == naive tokens: {torch.equal(out_states, out_naive)}")
     one_hot = generate_ids(ens, prompts, [1.0, 0.0, 0.0], **run)  # untimed exactness check
     print(f"  states w=(1,0,0) == single-expert tokens: {torch.equal(one_hot, out_single)}")
