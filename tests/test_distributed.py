@@ -110,9 +110,13 @@ def test_study_fan_out_joins_a_cluster_by_address(cluster) -> None:
 
 def test_study_experts_and_baselines_on_ray_equal_sequential(tmp_path: Path, cluster) -> None:
     """`moalign run ... workers=2`: the experts and SCST baselines of a study trained as Ray
-    tasks end with exactly the adapters of the sequential study."""
+    tasks end with exactly the adapters of the sequential study (run with the torch threads each
+    Ray job gets, since float sums depend on the thread count)."""
+    import os
+
     from moalign import pipeline
     from moalign.config import load_config
+    from moalign.distributed import torch_threads
     from moalign.pipeline import StudyConfig
 
     base, prompts = save_tiny_base(tmp_path / "base"), write_prompts(tmp_path / "p.jsonl")
@@ -121,8 +125,9 @@ def test_study_experts_and_baselines_on_ray_equal_sequential(tmp_path: Path, clu
         out = tmp_path / f"workers_{workers}"
         cfg = load_config(StudyConfig, None, {**tiny_study_overrides(base, prompts, out),
                                               "workers": workers, "baselines": ["uniform"]})
-        pipeline.train_experts(cfg, out)
-        pipeline.train_baselines(cfg, out)
+        with torch_threads((os.cpu_count() or 1) // 2):  # a Ray job's share of the cores
+            pipeline.train_experts(cfg, out)
+            pipeline.train_baselines(cfg, out)
         found = sorted(out.glob("seed_0/*/*/adapter/adapter_model.safetensors"))
         adapters[workers] = {str(p.relative_to(out)): load_file(str(p)) for p in found}
     assert len(adapters[1]) == 3 and adapters[1].keys() == adapters[2].keys()

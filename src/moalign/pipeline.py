@@ -25,7 +25,6 @@ results.jsonl, an evaluated (system, seed, run)). The shared machinery is in `mo
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import time
 from collections.abc import Callable
@@ -51,6 +50,7 @@ from moalign.study import (
     stage,
     start_run,
     summarise,
+    train_or_resume,
     training_seeds,
     write_report,
 )
@@ -177,13 +177,9 @@ def scst_config(cfg: StudyConfig, objectives: list[Any], method: str, seed: int,
 
 def _train_scst_unit(scst_cfg: Any) -> dict[str, Any]:
     """Train one SCST run unless its summary.json exists; resume from a checkpoint if any."""
-    from moalign.checkpoint import has_checkpoint
     from moalign.trainers.scst import train_scst
 
-    done = Path(scst_cfg.out_dir) / "summary.json"
-    if done.is_file():
-        return json.loads(done.read_text(encoding="utf-8"))
-    return train_scst(scst_cfg, resume=has_checkpoint(scst_cfg.out_dir))
+    return train_or_resume(train_scst, scst_cfg)
 
 
 def train_expert_stage(cfg: StudyConfig, objective: Any, run_dir: Path,

@@ -39,6 +39,7 @@ from moalign.study import (
     stage,
     start_run,
     summarise,
+    train_or_resume,
     training_seeds,
     write_report,
 )
@@ -196,13 +197,10 @@ def molma_config(cfg: MolmaStudyConfig, run_dir: Path, method: str, seed: int) -
 
 
 def _train_unit(molma_cfg: Any) -> dict[str, Any]:
-    from moalign.checkpoint import has_checkpoint
+    """Train one MOLMA / SO run unless its summary.json exists; resume from a checkpoint if any."""
     from moalign.trainers.molma import train_molma
 
-    done = Path(molma_cfg.out_dir) / "summary.json"
-    if done.is_file():
-        return json.loads(done.read_text(encoding="utf-8"))
-    return train_molma(molma_cfg, resume=has_checkpoint(molma_cfg.out_dir))
+    return train_or_resume(train_molma, molma_cfg)
 
 
 def train_policies(cfg: MolmaStudyConfig, run_dir: Path) -> None:

@@ -139,6 +139,21 @@ def _study_objectives(cfg: Any) -> list[str]:
     return [objective_name(o) for o in cfg.objectives]
 
 
+def train_or_resume(train: Callable[..., dict[str, Any]], run_cfg: Any) -> dict[str, Any]:
+    """`train(run_cfg, resume=...)` unless the run's summary.json exists (then its content);
+    a run with a checkpoint continues from it, so a killed study loses at most `save_every`
+    steps."""
+    from moalign.checkpoint import has_checkpoint
+
+    done = Path(run_cfg.out_dir) / "summary.json"
+    if done.is_file():
+        return json.loads(done.read_text(encoding="utf-8"))
+    resume = has_checkpoint(run_cfg.out_dir)
+    if resume:
+        say(f"resume {run_cfg.out_dir} from its last checkpoint")
+    return train(run_cfg, resume=resume)
+
+
 def seed_dir(run_dir: Path, seed: int) -> Path:
     return run_dir / f"seed_{seed}"
 
