@@ -247,8 +247,8 @@ def ensemble_generate_fn(
 ) -> GenerateFn:
     """A `GenerateFn` for an `Ensemble` with fixed weights (K,), a dict or ``"a=0.8,b=0.2"``.
 
-    ``logits_space`` only matters at level ``logits``: ``raw`` sums logits, ``log_softmax``
-    sums log-probabilities (see `aggregation.aggregate_logits`)."""
+    ``logits_space`` only matters at level ``logits``: ``raw`` sums logits, ``probs`` mixes
+    the experts' next-token distributions (see `aggregation.aggregate_logits`)."""
     from moalign import aggregation
     from moalign.models import format_prompts
 
@@ -258,9 +258,8 @@ def ensemble_generate_fn(
         texts = format_prompts(ensemble.policy, list(prompts), system)
         return generate_for_points(ensemble, texts, [w.tolist()], level, max_new_tokens,
                                    chunk_size, do_sample=do_sample, temperature=temperature,
-                                   top_p=top_p, seed=seed, **extra)
+                                   top_p=top_p, seed=seed, logits_space=logits_space)
 
-    extra = {"logits_space": logits_space} if level == "logits" else {}
     return generate_fn
 
 

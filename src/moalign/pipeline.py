@@ -239,8 +239,9 @@ def search_weights(cfg: StudyConfig, run_dir: Path) -> None:
                                 on_iteration=lambda e, s=s: say(f"search seed {s} "
                                                                 f"{describe_iteration(e)}"))
             best[str(s)] = {"weights": list(result.best_point), "score": result.best_score}
-        first = EnsembleManifest.load(seed_dir(run_dir, training_seeds(cfg)[0]))
-        prefix = f"seed_{training_seeds(cfg)[0]}/"
+        first_seed = training_seeds(cfg)[0]
+        first = EnsembleManifest.load(seed_dir(run_dir, first_seed))
+        prefix = f"seed_{first_seed}/"
         first.experts = {k: prefix + v for k, v in first.experts.items()}
         first.save(run_dir)  # `moalign generate --ensemble RUN_DIR` works on the study folder
         return best

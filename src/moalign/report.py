@@ -115,11 +115,11 @@ def overview_section(run_dir: Path, study: dict[str, Any] | None) -> Section:
                          str(value)])
     markers = sorted((run_dir / "stages").glob("*.json"), key=lambda p: p.stat().st_mtime_ns) \
         if (run_dir / "stages").is_dir() else []
-    seconds = [(p.stem, float((_json(p) or {}).get("seconds", 0))) for p in markers]
-    done = [f"{name} ({sec_:.0f} s)" for name, sec_ in seconds]
-    rows.append(["completed stages", ", ".join(done) or "none"])
-    if seconds:
-        rows.append(["all stages took (s)", f"{sum(t for _, t in seconds):.0f}"])
+    timings = [(p.stem, float((_json(p) or {}).get("seconds", 0))) for p in markers]
+    rows.append(["completed stages", ", ".join(f"{name} ({t:.0f} s)" for name, t in timings)
+                 or "none"])
+    if timings:
+        rows.append(["all stages took (s)", f"{sum(t for _, t in timings):.0f}"])
     sec.blocks.append(Table(["", ""], rows))
     return sec
 

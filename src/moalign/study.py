@@ -101,7 +101,7 @@ def stage(run_dir: Path, name: str, fn: Callable[[], Any]) -> Any:
     marker = run_dir / "stages" / f"{name}.json"
     if marker.is_file():
         say(f"skip {name} (done)")
-        return json.loads(marker.read_text(encoding="utf-8")).get("result")
+        return read_json(marker).get("result")
     say(f"start {name}")
     t0 = time.perf_counter()
     result = fn()
@@ -147,7 +147,7 @@ def train_or_resume(train: Callable[..., dict[str, Any]], run_cfg: Any) -> dict[
 
     done = Path(run_cfg.out_dir) / "summary.json"
     if done.is_file():
-        return json.loads(done.read_text(encoding="utf-8"))
+        return read_json(done)
     resume = has_checkpoint(run_cfg.out_dir)
     if resume:
         say(f"resume {run_cfg.out_dir} from its last checkpoint")
@@ -298,8 +298,7 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
 
 
 def finish_study(run_dir: Path, seconds: float) -> None:
-    study = json.loads((run_dir / "study.json").read_text(encoding="utf-8"))
+    study = read_json(run_dir / "study.json")
     study["last_invocation_seconds"] = round(seconds, 1)
-    study["systems"] = [m["key"] for m in json.loads(
-        (run_dir / "eval" / "table.json").read_text(encoding="utf-8"))["methods"]]
+    study["systems"] = [m["key"] for m in read_json(run_dir / "eval" / "table.json")["methods"]]
     atomic_write_json(run_dir / "study.json", study)
