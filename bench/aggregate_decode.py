@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 import torch
 
-from moalign.aggregation import Ensemble, encode_prompts, generate_ids, generate_naive_ids
+from moalign.emorl.decoding import generate_ids, generate_naive_ids
+from moalign.emorl.ensemble import Ensemble
 from moalign.models import (
     SMOLLM2,
     Policy,
@@ -31,6 +32,7 @@ from moalign.models import (
     pick_device,
     tiny_causal_lm,
 )
+from moalign.rollout import encode_prompts
 
 EXPERTS = ("reflection", "empathy", "fluency")
 TOPICS = ("my job", "my sister", "sleep", "exams", "moving house", "my dog", "money", "friends")

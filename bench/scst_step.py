@@ -76,7 +76,7 @@ def model_folder(tiny: bool, tmp: Path) -> str:
 def moalign_steps(path: str, args: argparse.Namespace, out: Path, n_steps: int,
                   state: dict[str, Any]) -> list[float]:
     """Run `n_steps` SCST steps (building the run once); return each step's seconds."""
-    from moalign.trainers.scst import SCSTConfig, build_run, scst_step
+    from moalign.emorl.scst import SCSTConfig, build_run, scst_step
 
     if "run" not in state:
         cfg = SCSTConfig(policy=path, objectives=[{"kind": "python", "function": moalign_reward,

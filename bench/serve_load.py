@@ -51,7 +51,7 @@ def tiny_ensemble(folder: Path, names: tuple[str, ...] = ("length", "vowel")) ->
     """A tiny random-init Llama (real SmolLM2 tokenizer) plus one random LoRA per objective."""
     import torch
 
-    from moalign.experts import EnsembleManifest
+    from moalign.emorl.manifest import EnsembleManifest
     from moalign.models import attach_lora, load_policy, save_adapter, tiny_causal_lm
 
     base = tiny_causal_lm(0)
@@ -122,8 +122,8 @@ def load(url: str, bodies: list[dict[str, Any]], concurrency: int,
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from moalign.experts import load_ensemble
-    from moalign.serve import create_app, serve_in_thread
+    from moalign.emorl.manifest import load_ensemble
+    from moalign.scale.serve import create_app, serve_in_thread
 
     with tempfile.TemporaryDirectory(prefix="moalign-bench-") as tmp:
         run_dir = Path(args.run_dir) if args.run_dir else tiny_ensemble(Path(tmp))

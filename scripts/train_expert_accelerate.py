@@ -5,7 +5,7 @@
     ACCELERATE_USE_CPU=true accelerate launch --config_file configs/accelerate/ddp.yaml \
         --num_processes 2 scripts/train_expert_accelerate.py --config scst.yaml --objective empathy
 
-`--config` is an SCST YAML (`moalign.trainers.scst.SCSTConfig`), trailing `key=value` pairs
+`--config` is an SCST YAML (`moalign.emorl.scst.SCSTConfig`), trailing `key=value` pairs
 override it. `batch_size` is the global prompt batch (split between processes); the main process
 writes the run directory, other ranks write scratch folders under `<out_dir>/.ranks/`.
 """
@@ -31,8 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace):  # -> SCSTConfig
-    from moalign.config import load_config
-    from moalign.trainers.scst import SCSTConfig
+    from moalign.core.config import load_config
+    from moalign.emorl.scst import SCSTConfig
 
     extra = {"objectives": [args.objective] if args.objective else None,
              "policy": args.policy, "out_dir": args.out_dir, "seed": args.seed}
@@ -43,7 +43,7 @@ def build_config(args: argparse.Namespace):  # -> SCSTConfig
 def _overrides(items: list[str]) -> dict:
     import yaml
 
-    from moalign.config import ConfigError
+    from moalign.core.config import ConfigError
 
     out = {}
     for item in items:
@@ -56,9 +56,9 @@ def _overrides(items: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from moalign import accelerate_support as acc
-    from moalign.errors import USER_ERRORS
-    from moalign.trainers.scst import train_scst
+    from moalign.core.errors import USER_ERRORS
+    from moalign.emorl.scst import train_scst
+    from moalign.scale import accelerate_ddp as acc
 
     args = parse_args(argv)
     try:

@@ -71,7 +71,7 @@ def make_tiny_ensemble(run_dir: str | Path, names: tuple[str, ...] = ("length", 
     """
     import torch
 
-    from moalign.experts import EnsembleManifest
+    from moalign.emorl.manifest import EnsembleManifest
     from moalign.models import attach_lora, load_policy, save_adapter
 
     run_dir = Path(run_dir)
@@ -113,7 +113,7 @@ def toy_evaluator(offset: float = 0.0) -> Any:
     """A picklable search evaluator factory: score = sum of the point + offset, pid in extra."""
     import os
 
-    from moalign.search import EvalResult
+    from moalign.algorithms.grid_search import EvalResult
 
     def evaluate(points: list[tuple[float, ...]]) -> list[Any]:
         return [EvalResult(tuple(p), float(sum(p)) + offset, {"sum": float(sum(p))},
@@ -130,7 +130,7 @@ def pid_job(x: int) -> tuple[int, int]:
 
 
 def failing_job(x: int) -> int:
-    """A job that fails for x == 1 (error-path tests of `moalign.distributed.fan_out`)."""
+    """A job that fails for x == 1 (error-path tests of `moalign.scale.ray_jobs.fan_out`)."""
     if x == 1:
         raise ValueError(f"bad input {x}")
     return x

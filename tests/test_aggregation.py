@@ -12,21 +12,16 @@ import copy
 import pytest
 import torch
 
-from moalign import aggregation as agg
-from moalign.aggregation import (
-    Ensemble,
-    aggregate_logits,
-    check_weights,
-    encode_prompts,
-    generate,
-    generate_ids,
-    generate_naive_ids,
-    parse_weights,
-    soup_adapter,
-)
-from moalign.config import ConfigError
-from moalign.errors import ObjectiveError
+from moalign.core.config import ConfigError
+from moalign.core.errors import ObjectiveError
+from moalign.emorl import decoding as agg
+from moalign.emorl import lora_batching
+from moalign.emorl.decoding import aggregate_logits, generate, generate_ids, generate_naive_ids
+from moalign.emorl.ensemble import Ensemble, check_weights, parse_weights
+from moalign.emorl.lora_batching import lora_layers
+from moalign.emorl.soup import soup_adapter
 from moalign.models import attach_lora, save_adapter, tiny_causal_lm, tiny_t5
+from moalign.rollout import encode_prompts, pad_token_id
 
 EXPERTS = ["reflection", "empathy", "fluency"]
 PROMPTS = [
@@ -141,7 +136,7 @@ def test_cached_decode_equals_naive_reference(ens, level, space, monkeypatch):
 def test_peft_mixed_batch_fallback_equals_fast_path(ens, monkeypatch):
     w = torch.tensor([[0.5, 0.3, 0.9], [1.0, 0.0, 0.2], [0.1, 0.1, 0.1]])
     fast = generate_ids(ens, PROMPTS, w, max_new_tokens=N)
-    monkeypatch.setattr(agg, "_fast_path_ok", lambda *args: False)
+    monkeypatch.setattr(lora_batching, "_fast_path_ok", lambda *args: False)
     assert torch.equal(generate_ids(ens, PROMPTS, w, max_new_tokens=N), fast)
 
 
@@ -150,7 +145,7 @@ def test_soup_adapter_is_exactly_the_weighted_sum_of_deltas(ens):
     name = soup_adapter(model, EXPERTS, w)
     try:
         checked = 0
-        for m in agg._lora_layers(model):
+        for m in lora_layers(model):
             if name not in m.lora_A:
                 continue
             expected = sum(wi * m.get_delta_weight(a) for wi, a in zip(w, EXPERTS, strict=True))
@@ -166,7 +161,7 @@ def _merged_reference(ens: Ensemble, w: list[float], n: int = N) -> torch.Tensor
     """θ = θ0 + Σ_i w_i·ΔW_i written into a copy of the base weights, then plain generate."""
     ref = copy.deepcopy(ens.model)
     with torch.no_grad():
-        for m in agg._lora_layers(ref):
+        for m in lora_layers(ref):
             delta = sum(wi * m.get_delta_weight(a) for wi, a in zip(w, EXPERTS, strict=True))
             m.get_base_layer().weight += delta
     plain = ref.unload()
@@ -208,7 +203,7 @@ def test_scaling_all_weights_keeps_greedy_states_output(ens):
 @pytest.mark.parametrize("level", ["states", "logits", "params"])
 def test_per_sequence_weights_equal_separate_runs(ens, level, monkeypatch):
     eos = _plant_eos(ens, monkeypatch)
-    pad = agg.pad_token_id(ens.policy)
+    pad = pad_token_id(ens.policy)
     rows = torch.tensor([[0.6, 0.3, 0.8], [0.0, 1.0, 0.0], [0.2, 0.2, 1.0]])
     batched = _rows(generate_ids(ens, PROMPTS, rows, level=level, max_new_tokens=N), eos, pad)
     for b in range(len(PROMPTS)):

@@ -1,4 +1,4 @@
-"""Tests for moalign.bandits: Exp3 maths by hand, DynaOpt update order and checkpoints."""
+"""Tests for moalign.algorithms.dynaopt: Exp3 maths by hand, DynaOpt update order, checkpoints."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from moalign.bandits import DynaOpt, Exp3
+from moalign.algorithms.dynaopt import DynaOpt, Exp3
 
 
 class FixedRng(random.Random):

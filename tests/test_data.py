@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from moalign import data as D
-from moalign.config import ConfigError
-from moalign.errors import DataError
+from moalign.core.config import ConfigError
+from moalign.core.errors import DataError
 
 ROWS = [{"text": f"client says {i}", "reply": f"reply {i}", "label": i % 2} for i in range(5)]
 

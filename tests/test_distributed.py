@@ -19,15 +19,15 @@ from helpers_objectives import (
 )
 from safetensors.torch import load_file
 
-from moalign.config import ConfigError
-from moalign.distributed import (
+from moalign.core.config import ConfigError
+from moalign.emorl.scst import SCSTConfig
+from moalign.scale.ray_jobs import (
     chunk_points,
     evaluate_points_parallel,
     fan_out,
     start_local_cluster,
     train_experts_parallel,
 )
-from moalign.trainers.scst import SCSTConfig
 
 ray = pytest.importorskip("ray")
 
@@ -98,7 +98,7 @@ def test_study_fan_out_joins_a_cluster_by_address(cluster) -> None:
     """`moalign run ... ray_address=auto`: even one worker runs its jobs as Ray tasks."""
     import os
 
-    from moalign.study import fan_out as study_fan_out
+    from moalign.runs.stages import fan_out as study_fan_out
 
     jobs = [{"x": 3}, {"x": 4}]
     local = study_fan_out(pid_job, jobs, 1, ["a", "b"])
@@ -114,10 +114,10 @@ def test_study_experts_and_baselines_on_ray_equal_sequential(tmp_path: Path, clu
     Ray job gets, since float sums depend on the thread count)."""
     import os
 
-    from moalign import pipeline
-    from moalign.config import load_config
-    from moalign.distributed import torch_threads
-    from moalign.pipeline import StudyConfig
+    from moalign.core.config import load_config
+    from moalign.emorl import study as pipeline
+    from moalign.emorl.study import StudyConfig
+    from moalign.scale.ray_jobs import torch_threads
 
     base, prompts = save_tiny_base(tmp_path / "base"), write_prompts(tmp_path / "p.jsonl")
     adapters = {}
@@ -139,7 +139,7 @@ def test_ensemble_points_in_parallel_equal_sequential(tmp_path: Path, cluster) -
     """Weight points of a search, in chunks over 2 Ray workers, score like one local call."""
     from helpers_objectives import PROMPTS, make_tiny_ensemble
 
-    from moalign.distributed import ensemble_evaluator
+    from moalign.scale.ray_jobs import ensemble_evaluator
 
     run_dir = make_tiny_ensemble(tmp_path / "ens")
     factory_kwargs = {"run_dir": str(run_dir), "prompts": PROMPTS[:3],
@@ -171,8 +171,8 @@ def test_sequential_fallback_and_validation(tmp_path: Path) -> None:
 DRIVER = '''
 import json, sys
 import torch
-from moalign import accelerate_support as acc
-from moalign.trainers import scst
+from moalign.scale import accelerate_ddp as acc
+from moalign.emorl import scst
 
 # 1. exact gradient averaging on a toy module: rank r sees input r+1, two micro-batch backwards
 lin = torch.nn.Linear(3, 1, bias=False)
@@ -242,7 +242,7 @@ def test_accelerate_ddp_two_cpu_processes(tmp_path: Path) -> None:
 
 
 def test_accelerate_helpers_are_noops_in_one_process(tmp_path: Path) -> None:
-    from moalign import accelerate_support as acc
+    from moalign.scale import accelerate_ddp as acc
 
     cfg = _configs(tmp_path, "single")[0]
     assert acc.process_config(cfg) is cfg and acc.is_main_process() and not acc.is_distributed()

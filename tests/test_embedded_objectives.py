@@ -11,8 +11,8 @@ import random
 import pytest
 
 from moalign.data import EMBEDDED_DATA_DIR
-from moalign.heads import EMBEDDED_HEADS, ensure_embedded_head, read_meta
-from moalign.scorers import build_scorer, score_matrix
+from moalign.rewards.heads import EMBEDDED_HEADS, ensure_embedded_head, read_meta
+from moalign.rewards.scorers import build_scorer, score_matrix
 
 pytestmark = pytest.mark.skipif(
     not all((EMBEDDED_DATA_DIR / f"{f}.jsonl").is_file() for f in EMBEDDED_HEADS.values()),

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from moalign.config import ConfigError, load_config, parse_mapping, require, save_config
-from moalign.io import append_jsonl, atomic_dir, atomic_write_text, read_jsonl
+from moalign.core.config import ConfigError, load_config, parse_mapping, require, save_config
+from moalign.core.io import append_jsonl, atomic_dir, atomic_write_text, read_jsonl
 from moalign.models import (
     attach_lora,
     format_prompts,

@@ -1,4 +1,4 @@
-"""Tests for moalign.gradients: Aligned-MTL against an SVD reference, PCGrad by hand."""
+"""Tests for moalign.algorithms.aligned_mtl: Aligned-MTL vs an SVD reference, PCGrad by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from moalign import gradients as GR
+from moalign.algorithms import aligned_mtl as GR
 
 
 def close(a: torch.Tensor, b, atol: float = 1e-8) -> None:

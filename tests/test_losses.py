@@ -1,4 +1,4 @@
-"""Tests for moalign.losses against hand-computed tensors and naive references."""
+"""Tests for moalign.algorithms.losses against hand-computed tensors and naive references."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from moalign import losses as L
+from moalign.algorithms import losses as L
 
 
 def close(a: torch.Tensor, b, atol: float = 1e-6) -> None:

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from moalign.metrics import (
+from moalign.evaluation.metrics import (
     distinct_n,
     diversity2,
     edit_rate,

@@ -18,9 +18,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from moalign.io import read_jsonl
-from moalign.trainers.molma import MolmaConfig, train_molma, training_rewards
-from moalign.trainers.reward_model import RMConfig, train_reward_model
+from moalign.core.io import read_jsonl
+from moalign.molma.trainer import MolmaConfig, train_molma, training_rewards
+from moalign.rewards.reward_models import RMConfig, train_reward_model
 
 # ----------------------------------------------------------------------------- objectives
 # Two objectives a tiny random policy can learn quickly. Both look at the response's ASCII
@@ -112,8 +112,8 @@ def _marker_pairs(path: Path, n: int = 40) -> Path:
 
 
 def test_reward_model_learns_separable_preferences(tmp_path: Path) -> None:
-    from moalign.heads import read_meta
-    from moalign.scorers import build_scorer
+    from moalign.rewards.heads import read_meta
+    from moalign.rewards.scorers import build_scorer
 
     data = _marker_pairs(tmp_path / "prefs.jsonl")
     res = train_reward_model(RMConfig(data=str(data), out=str(tmp_path / "rm"), device="cpu"))
@@ -214,7 +214,7 @@ def test_cli_train_joint_so_weighted(tiny_policy_dir: str, tmp_path: Path) -> No
     import yaml
 
     from moalign.cli import app
-    from moalign.config import save_config
+    from moalign.core.config import save_config
 
     save_config(_cfg(tiny_policy_dir, tmp_path / "run"), tmp_path, name="cfg.yaml")
     result = CliRunner().invoke(app, ["train-joint", "--config", str(tmp_path / "cfg.yaml"),
@@ -228,7 +228,7 @@ def test_cli_train_joint_so_weighted(tiny_policy_dir: str, tmp_path: Path) -> No
 
 
 def test_compare_win_rates(tiny_policy_dir: str, tmp_path: Path) -> None:
-    from moalign.compare import compare
+    from moalign.evaluation.win_rates import compare
     from moalign.models import attach_lora, load_policy, save_adapter
 
     policy = load_policy(tiny_policy_dir, device="cpu")

@@ -12,19 +12,20 @@ import yaml
 from helpers_objectives import objective, save_tiny_base, tiny_study_overrides, write_prompts
 from typer.testing import CliRunner
 
-from moalign import pipeline, study
 from moalign.cli import app
-from moalign.config import ConfigError, load_config
-from moalign.errors import DataError
-from moalign.human_eval import (
+from moalign.core.config import ConfigError, load_config
+from moalign.core.errors import DataError
+from moalign.emorl import study as pipeline
+from moalign.emorl.study import StudyConfig, load_study, run_emorl_study
+from moalign.evaluation.human_eval import (
     cohen_kappa,
     export_sheet,
     fleiss_kappa,
     import_ratings,
     percent_agreement,
 )
-from moalign.pipeline import StudyConfig, load_study, run_emorl_study
-from moalign.report import build_report
+from moalign.runs import stages as study
+from moalign.runs.report import build_report
 
 ROOT = Path(__file__).resolve().parents[1]
 EMORL_SECTIONS = ("overview", "rewards", "efficiency", "curves", "search", "pareto", "molma",
@@ -266,7 +267,7 @@ def test_human_eval_cli(tmp_path) -> None:
 
 @pytest.mark.parametrize("name", ["counsel-demo", "emorl-paper", "molma-demo", "molma-paper"])
 def test_shipped_configs_load_and_validate(name) -> None:
-    cfg = load_study(ROOT / "configs" / f"{name}.yaml")
+    cfg = load_study(ROOT / "src/moalign/configs" / f"{name}.yaml")
     assert cfg.kind == ("molma" if name.startswith("molma") else "emorl")
     assert cfg.out_dir == f"runs/{name}"
     if name == "emorl-paper":
@@ -284,4 +285,4 @@ def test_shipped_configs_load_and_validate(name) -> None:
 ])
 def test_study_config_errors_are_actionable(overrides, message) -> None:
     with pytest.raises(ConfigError, match=message):
-        load_study(ROOT / "configs" / "counsel-demo.yaml", overrides)
+        load_study(ROOT / "src/moalign/configs" / "counsel-demo.yaml", overrides)

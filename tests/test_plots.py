@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moalign.metrics import pareto_front
-from moalign.plots import (
+from moalign.algorithms.grid_search import EvalResult, hierarchical_grid_search
+from moalign.evaluation.metrics import pareto_front
+from moalign.runs.plots import (
     plot_curves,
     plot_pareto,
     plot_reward_scatter,
     plot_search_iterations,
     plot_search_overview,
 )
-from moalign.search import EvalResult, hierarchical_grid_search
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,4 @@
-"""Tests for moalign.scorers / moalign.heads on tiny models, plus the basic CLI commands."""
+"""moalign.rewards.scorers and moalign.rewards.heads on tiny models, plus the basic CLI commands."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from moalign import scorers as S
 from moalign.cli import app
-from moalign.errors import ObjectiveError
-from moalign.heads import ScalarHeadModel, TrainScorerConfig, read_meta, train_scorer
+from moalign.core.errors import ObjectiveError
 from moalign.models import MINILM, resolve_model, tiny_causal_lm
+from moalign.rewards import scorers as S
+from moalign.rewards.heads import ScalarHeadModel, TrainScorerConfig, read_meta, train_scorer
 
 PROMPTS = ["I feel stuck at work.", "My sister never calls me back.", "I can't sleep."]
 RESPONSES = ["It sounds like work has you feeling trapped.", "You miss her.", "Bananas."]

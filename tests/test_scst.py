@@ -21,11 +21,11 @@ from helpers_objectives import objective, write_prompts
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from moalign.config import ConfigError
-from moalign.errors import DataError, ObjectiveError
-from moalign.io import read_jsonl
-from moalign.trainers import scst
-from moalign.trainers.scst import (
+from moalign.core.config import ConfigError
+from moalign.core.errors import DataError, ObjectiveError
+from moalign.core.io import read_jsonl
+from moalign.emorl import scst
+from moalign.emorl.scst import (
     PromptCursor,
     SCSTConfig,
     has_converged,

@@ -8,8 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from moalign.io import read_jsonl
-from moalign.search import (
+from moalign.algorithms.grid_search import (
     EvalResult,
     aggregate_score,
     evaluator_from_objectives,
@@ -20,6 +19,7 @@ from moalign.search import (
     point_key,
     random_search,
 )
+from moalign.core.io import read_jsonl
 
 C = (0.71, 0.33, 0.12)
 

@@ -14,11 +14,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from moalign import aggregation
-from moalign.aggregation import Ensemble
 from moalign.cli import app
-from moalign.config import ConfigError
-from moalign.evaluate import (
+from moalign.core.config import ConfigError
+from moalign.core.io import read_jsonl
+from moalign.emorl import decoding
+from moalign.emorl.ensemble import Ensemble
+from moalign.emorl.manifest import EnsembleManifest
+from moalign.emorl.weight_search import SearchConfig, run_search
+from moalign.evaluation.evaluate import (
     ensemble_generate_fn,
     evaluate_generations,
     make_weight_evaluator,
@@ -26,10 +29,7 @@ from moalign.evaluate import (
     policy_generate_fn,
     score_responses,
 )
-from moalign.experts import EnsembleManifest
-from moalign.io import read_jsonl
 from moalign.models import attach_lora, load_policy, save_adapter, tiny_causal_lm
-from moalign.search_run import SearchConfig, run_search
 
 PROMPTS = ["I feel stressed about work.", "My sister and I keep arguing.",
            "I can't sleep at night."]
@@ -66,7 +66,7 @@ def objectives(names: str) -> dict[str, dict]:
 
 
 def scorers(names: str) -> list:
-    from moalign.scorers import build_scorer
+    from moalign.rewards.scorers import build_scorer
 
     return [build_scorer({"kind": "python", "function": FUNCS[n], "name": n}) for n in names]
 
@@ -129,15 +129,15 @@ def file_hashes(folder: Path) -> dict[str, str]:
 
 @pytest.fixture()
 def count_generate(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Rows per `aggregation.generate` call."""
+    """Rows per `decoding.generate` call."""
     calls: list[int] = []
-    real = aggregation.generate
+    real = decoding.generate
 
     def counted(ensemble, prompts, weights, *args, **kwargs):
         calls.append(len(prompts))
         return real(ensemble, prompts, weights, *args, **kwargs)
 
-    monkeypatch.setattr(aggregation, "generate", counted)
+    monkeypatch.setattr(decoding, "generate", counted)
     return calls
 
 
@@ -229,7 +229,7 @@ def test_resume_after_interruption_does_not_reevaluate(assets, tmp_path, monkeyp
     run = make_run(tmp_path, assets, "xy")
     reference = run_search(search_cfg(run, "xy", out_dir=str(tmp_path / "ref")))
     cfg = search_cfg(run, "xy", points_per_call=3, save_best=False)
-    real, seen = aggregation.generate, []
+    real, seen = decoding.generate, []
 
     def interrupted(ensemble, prompts, weights, *args, **kwargs):
         if len(seen) == 2:
@@ -237,13 +237,13 @@ def test_resume_after_interruption_does_not_reevaluate(assets, tmp_path, monkeyp
         seen.append(torch.as_tensor(weights)[:: len(PROMPTS)].tolist())
         return real(ensemble, prompts, weights, *args, **kwargs)
 
-    monkeypatch.setattr(aggregation, "generate", interrupted)
+    monkeypatch.setattr(decoding, "generate", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_search(cfg)
     done = read_jsonl(run / "search" / "results.jsonl")
     assert len(done) == sum(len(call) for call in seen) > 0  # appended before the kill
     seen.clear()
-    monkeypatch.setattr(aggregation, "generate", lambda *a, **k: (seen.append(
+    monkeypatch.setattr(decoding, "generate", lambda *a, **k: (seen.append(
         torch.as_tensor(a[2])[:: len(PROMPTS)].tolist()), real(*a, **k))[1])
     resumed = run_search(cfg)
     again = {tuple(round(x, 9) for x in p) for call in seen for p in call}

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from helpers_objectives import make_tiny_ensemble
 
-from moalign.serve import Job, MicroBatcher, ServeMetrics, create_app, serve_in_thread
+from moalign.scale.serve import Job, MicroBatcher, ServeMetrics, create_app, serve_in_thread
 
 BEST = {"length": 0.25, "vowel": 0.75}
 

@@ -23,11 +23,11 @@ app = typer.Typer(
 )
 
 COMMAND_MODULES = (
-    "moalign.commands.basic",
-    "moalign.commands.scst",
-    "moalign.commands.aggregate",
+    "moalign.commands.scoring",
+    "moalign.commands.training",
+    "moalign.commands.ensemble",
     "moalign.commands.molma",
-    "moalign.commands.pipeline",
+    "moalign.commands.study",
     "moalign.commands.serve",
 )
 
@@ -41,7 +41,7 @@ for _name in COMMAND_MODULES:
 
 def main() -> None:
     """Entry point: user errors (bad config, missing file) print one clear line, exit code 2."""
-    from moalign.errors import USER_ERRORS
+    from moalign.core.errors import USER_ERRORS
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("transformers").setLevel(logging.ERROR)

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from moalign.config import ConfigError
-from moalign.errors import DataError
+from moalign.core.config import ConfigError
+from moalign.core.errors import DataError
 
 Record = dict[str, Any]
 

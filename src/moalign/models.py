@@ -30,8 +30,8 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from moalign.errors import ModelNotFoundError
-from moalign.io import atomic_dir
+from moalign.core.errors import ModelNotFoundError
+from moalign.core.io import atomic_dir
 
 SMOLLM2 = "smollm2-135m-instruct"
 MINILM = "all-minilm-l6-v2"

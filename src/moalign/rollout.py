@@ -8,6 +8,7 @@ the first EOS (SPEC §2: the loss covers tokens up to and including EOS), 0 afte
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -40,14 +41,50 @@ class Rollout:
 
 
 @contextmanager
-def eval_mode(model: torch.nn.Module):
-    """Sample in eval mode (no LoRA dropout), then restore the previous mode."""
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode (no LoRA dropout), then restore the previous mode."""
     was_training = model.training
     model.eval()
     try:
         yield
     finally:
         model.train(was_training)
+
+
+@contextmanager
+def inference(model: torch.nn.Module) -> Iterator[None]:
+    """`eval_mode` + ``torch.inference_mode`` (decoding without autograd)."""
+    with eval_mode(model), torch.inference_mode():
+        yield
+
+
+def left_pad_positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids for left-padded rows, as `generate` computes them: (N, T) -> (N, T)."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def encode_prompts(policy: Policy, prompts: list[str]) -> dict[str, torch.Tensor]:
+    """Tokenise prompt texts: left padding for causal LMs, right padding for encoder-decoders."""
+    side = "right" if policy.is_encoder_decoder else "left"
+    enc = policy.tokenizer(list(prompts), return_tensors="pt", padding=True, padding_side=side)
+    return {"input_ids": enc["input_ids"].to(policy.device),
+            "attention_mask": enc["attention_mask"].to(policy.device)}
+
+
+def eos_token_ids(policy: Policy, override: int | list[int] | None = None) -> list[int]:
+    """EOS ids: `override`, else the generation config (int or list), else config / tokenizer."""
+    if override is not None:
+        return [int(e) for e in (override if isinstance(override, list | tuple) else [override])]
+    model = policy.model
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if eos is None:
+        eos = getattr(model.config, "eos_token_id", None) or policy.tokenizer.eos_token_id
+    return [int(e) for e in (eos if isinstance(eos, list | tuple) else [eos])]
+
+
+def pad_token_id(policy: Policy) -> int:
+    pad = getattr(policy.model.generation_config, "pad_token_id", None)
+    return int(pad if pad is not None else policy.tokenizer.pad_token_id)
 
 
 def eos_mask(ids: torch.Tensor, eos_ids: set[int]) -> torch.Tensor:
@@ -59,15 +96,8 @@ def eos_mask(ids: torch.Tensor, eos_ids: set[int]) -> torch.Tensor:
     return (after == 0).long()
 
 
-def _eos_ids(policy: Policy) -> set[int]:
-    ids = policy.model.generation_config.eos_token_id
-    ids = ids if isinstance(ids, list) else [ids]
-    ids = [i for i in ids if i is not None] or [policy.tokenizer.eos_token_id]
-    return set(ids)
-
-
 def decode_responses(policy: Policy, ids: torch.Tensor, mask: torch.Tensor) -> list[str]:
-    eos = _eos_ids(policy)
+    eos = set(eos_token_ids(policy))
     out = []
     for row, m in zip(ids.tolist(), mask.tolist(), strict=True):
         toks = [t for t, keep in zip(row, m, strict=True) if keep and t not in eos]
@@ -96,7 +126,7 @@ def sample(
     resp = out if policy.is_encoder_decoder else out[:, enc["input_ids"].shape[1]:]
     if policy.is_encoder_decoder:
         resp = resp[:, 1:]  # drop the decoder start token
-    mask = eos_mask(resp, _eos_ids(policy))
+    mask = eos_mask(resp, set(eos_token_ids(policy)))
     return Rollout(repeated, decode_responses(policy, resp, mask), enc["input_ids"],
                    enc["attention_mask"], resp, mask)
 
@@ -111,8 +141,7 @@ def _forward_logits(model: torch.nn.Module, r: Rollout, is_ed: bool, **kw: Any) 
                      decoder_input_ids=dec_in, decoder_attention_mask=r.response_mask, **kw)
     ids = torch.cat([r.query_ids, r.response_ids], dim=1)  # (N, Tq+Tr)
     attn = torch.cat([r.query_mask, r.response_mask], dim=1)
-    pos = (attn.cumsum(-1) - 1).clamp(min=0)  # left padding: positions as in generate()
-    return model(input_ids=ids, attention_mask=attn, position_ids=pos, **kw)
+    return model(input_ids=ids, attention_mask=attn, position_ids=left_pad_positions(attn), **kw)
 
 
 def response_logits(model: torch.nn.Module, r: Rollout, is_ed: bool, **kw: Any) -> Any:

@@ -31,8 +31,8 @@ def train_rm_cmd(
                                                  "backbone=smollm2-135m-instruct train=lora"),
 ) -> None:
     """Train a Bradley-Terry reward model (MOLMA §3.2) and report its held-out accuracy."""
-    from moalign.config import ConfigError, load_config, save_config
-    from moalign.trainers.reward_model import (
+    from moalign.core.config import ConfigError, load_config, save_config
+    from moalign.rewards.reward_models import (
         EMBEDDED_PREFS,
         RMConfig,
         embedded_reward_model_dir,
@@ -72,8 +72,8 @@ def train_joint_cmd(
                                                  "iterations=5 memory=16 max_new_tokens=32"),
 ) -> None:
     """MOLMA joint training (APA, per-objective critics, Aligned-MTL) or an SO baseline."""
-    from moalign.config import load_config
-    from moalign.trainers.molma import MolmaConfig, train_molma
+    from moalign.core.config import load_config
+    from moalign.molma.trainer import MolmaConfig, train_molma
 
     items = list(overrides or [])
     items += [f"mode={mode}"] if mode else []
@@ -84,7 +84,7 @@ def train_joint_cmd(
 
 
 def _named(specs: list[str], flag: str) -> dict[str, str]:
-    from moalign.config import ConfigError
+    from moalign.core.config import ConfigError
 
     out: dict[str, str] = {}
     for spec in specs:
@@ -101,8 +101,8 @@ def _named(specs: list[str], flag: str) -> dict[str, str]:
 
 def _default_prompts(models: dict[str, str], n: int) -> list[str]:
     """Held-out prompts of the first run folder's config (else the MolmaConfig defaults)."""
-    from moalign.config import load_config
-    from moalign.trainers.molma import MolmaConfig, held_out_prompts
+    from moalign.core.config import load_config
+    from moalign.molma.trainer import MolmaConfig, held_out_prompts
 
     for path in models.values():
         cfg_file = Path(path) / "config.yaml"
@@ -129,8 +129,8 @@ def compare_cmd(
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Greedy responses on the same prompts, rewards per objective, win rates, scatter plot."""
-    from moalign.compare import compare
     from moalign.data import load_prompts
+    from moalign.evaluation.win_rates import compare
 
     primary, baselines = _named(model, "--model"), _named(against or [], "--against")
     models = {**primary, **baselines}

@@ -1,5 +1,5 @@
 """`moalign serve RUN_DIR`: an HTTP server answering generation requests with per-request objective
-weights (SPEC B1). The server code lives in `moalign.serve`; heavy imports stay in the body."""
+weights (EMORL §4.1). The server lives in `moalign.scale.serve`; heavy imports stay in the body."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def serve_cmd(
     """Serve the ensemble over HTTP: POST /generate with {"prompt": ..., "weights": {...}}."""
     import uvicorn
 
-    from moalign.serve import ServeConfig, create_app
+    from moalign.scale.serve import ServeConfig, create_app
 
     ServeConfig(run_dir=str(run_dir), host=host, port=port, max_batch=max_batch,
                 max_wait_ms=max_wait_ms, max_new_tokens_limit=max_new_tokens_limit,

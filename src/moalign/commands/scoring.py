@@ -1,0 +1,177 @@
+"""Basic commands: `score`, `train-scorer`, `prepare`, `metrics`.
+
+Heavy imports (torch, transformers) happen inside the command bodies so `moalign --help` is fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from moalign.cli import app
+
+DEFAULT_OBJECTIVES = "reflection,empathy,fluency"
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _read_pairs(file: Path, prompt_column: str, response_column: str) -> list[dict[str, Any]]:
+    from moalign.data import load_table
+
+    return load_table(file, columns={"prompt": prompt_column, "response": response_column})
+
+
+def _write_rows(out: Path, rows: list[dict[str, Any]]) -> None:
+    from moalign.core.io import atomic_write_json, write_jsonl
+
+    if out.suffix.lower() == ".csv":
+        import pandas as pd
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(out, index=False)
+    elif out.suffix.lower() == ".json":
+        atomic_write_json(out, rows)
+    else:
+        write_jsonl(out, rows)
+
+
+def _scores_table(rows: list[dict[str, Any]], names: list[str], max_rows: int = 20) -> Any:
+    from rich.table import Table
+
+    table = Table(title="scores")
+    table.add_column("#", justify="right")
+    table.add_column("prompt", overflow="fold", max_width=40)
+    table.add_column("response", overflow="fold", max_width=40)
+    for n in names:
+        table.add_column(n, justify="right")
+    for i, r in enumerate(rows[:max_rows]):
+        table.add_row(str(i), r["prompt"][:120], r["response"][:120],
+                      *(f"{r[n]:.4f}" for n in names))
+    if len(rows) > 1:
+        means = [sum(r[n] for r in rows) / len(rows) for n in names]
+        table.add_row("mean", f"({len(rows)} examples)", "", *(f"{m:.4f}" for m in means))
+    return table
+
+
+@app.command("score")
+def score(
+    objectives: str = typer.Option(DEFAULT_OBJECTIVES, "--objectives", "-o",
+                                   help="Comma-separated objective names, scorer folders or "
+                                        "kind:value specs (e.g. python:pkg.mod:func)."),
+    prompt: str | None = typer.Option(None, "--prompt", help="One prompt to score."),
+    response: str | None = typer.Option(None, "--response", help="Its response."),
+    file: Path | None = typer.Option(None, "--file", "-f",
+                                     help="JSONL/CSV/Parquet with prompt and response columns."),
+    prompt_column: str = typer.Option("prompt", help="Prompt column of --file."),
+    response_column: str = typer.Option("response", help="Response column of --file."),
+    out: Path | None = typer.Option(None, "--out", help="Write per-example scores (.jsonl/.csv)."),
+    batch_size: int = typer.Option(16, help="Examples per scorer call."),
+) -> None:
+    """Score (prompt, response) pairs on one or more objectives and print a table."""
+    from moalign.core.config import ConfigError
+    from moalign.rewards.scorers import build_scorers, score_matrix
+
+    if file is not None:
+        pairs = _read_pairs(file, prompt_column, response_column)
+    elif prompt is not None and response is not None:
+        pairs = [{"prompt": prompt, "response": response}]
+    else:
+        raise ConfigError("give --prompt and --response, or --file with prompt/response columns")
+    scorers = build_scorers(objectives)
+    prompts = [str(p["prompt"]) for p in pairs]
+    responses = [str(p["response"]) for p in pairs]
+    matrix = score_matrix(scorers, prompts, responses, batch_size=batch_size)  # (B, K)
+    names = [s.name for s in scorers]
+    rows = [{"prompt": p, "response": r, **dict(zip(names, map(float, m), strict=True))}
+            for p, r, m in zip(prompts, responses, matrix.tolist(), strict=True)]
+    _console().print(_scores_table(rows, names))
+    if out is not None:
+        _write_rows(out, rows)
+        typer.echo(f"wrote {len(rows)} rows to {out}")
+
+
+@app.command("train-scorer")
+def train_scorer_cmd(
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML TrainScorerConfig."),
+    overrides: list[str] | None = typer.Argument(None, help="key=value overrides, e.g. "
+                                                           "data=my.jsonl out=runs/refl hidden=64"),
+) -> None:
+    """Train a MiniLM pair-head scorer on labelled (prompt, response, label) rows."""
+    from moalign.core.config import load_config, save_config
+    from moalign.rewards.heads import TrainScorerConfig, train_scorer
+
+    cfg = load_config(TrainScorerConfig, config, overrides or [])
+    result = train_scorer(cfg)
+    save_config(cfg, cfg.out, name="train_scorer.yaml")
+    typer.echo(f"held-out accuracy {result['val_accuracy']:.4f} (n_val={result['n_val']}, "
+               f"train accuracy {result['train_accuracy']:.4f}, n_train={result['n_train']})")
+    typer.echo(f"saved scorer to {cfg.out}; use it with --objectives {cfg.out}")
+
+
+def _prepare_rows() -> list[tuple[str, str, str]]:
+    from moalign.models import MINILM, SMOLLM2, resolve_model
+    from moalign.rewards.heads import EMBEDDED_HEADS, META_FILE, ensure_embedded_head, read_meta
+    from moalign.rewards.scorers import embedded_reward_model_dir
+
+    rows = [(SMOLLM2, resolve_model(SMOLLM2), "ready"), (MINILM, resolve_model(MINILM), "ready")]
+    for name in sorted(EMBEDDED_HEADS):
+        path = ensure_embedded_head(name)
+        acc = read_meta(path).get("val_accuracy")
+        rows.append((f"{name} head", str(path), f"held-out accuracy {acc:.4f}"))
+    for name in ("helpfulness", "safety"):
+        folder = embedded_reward_model_dir(name)
+        meta = read_meta(folder) if (folder / META_FILE).is_file() else None
+        state = (f"held-out pairwise accuracy {meta.get('val_accuracy', float('nan')):.4f}"
+                 if meta else f"missing: run `moalign train-rm --objective {name}`")
+        rows.append((f"{name} reward model", str(folder), state))
+    return rows
+
+
+@app.command("prepare")
+def prepare() -> None:
+    """Warm every embedded asset offline: SmolLM2, MiniLM, the reflection/empathy heads and the
+    helpfulness/safety reward models."""
+    from rich.table import Table
+
+    from moalign.rewards.reward_models import ensure_embedded_reward_models
+
+    ensure_embedded_reward_models()
+    table = Table(title="embedded assets")
+    for col in ("asset", "location", "status"):
+        table.add_column(col, overflow="fold")
+    for row in _prepare_rows():
+        table.add_row(*row)
+    _console().print(table)
+
+
+@app.command("metrics")
+def metrics_cmd(
+    file: Path = typer.Option(..., "--file", "-f", help="JSONL/CSV/Parquet of responses."),
+    prompt_column: str = typer.Option("prompt", help="Prompt column (for edit rate)."),
+    response_column: str = typer.Option("response", help="Response column."),
+    out: Path | None = typer.Option(None, "--out", help="Write the metrics as JSON."),
+) -> None:
+    """Lexical metrics of responses: diversity-2 and edit rate (mean ± std)."""
+    from moalign.core.io import atomic_write_json
+    from moalign.evaluation.metrics import distinct_n, diversity2, edit_rate, mean_std
+
+    rows = _read_pairs(file, prompt_column, response_column)
+    prompts = [str(r["prompt"]) for r in rows]
+    responses = [str(r["response"]) for r in rows]
+    d2 = [distinct_n(r, 2) for r in responses]
+    er = [edit_rate(p, r) for p, r in zip(prompts, responses, strict=True)]
+    result = {"n": len(rows), "diversity2": diversity2(responses),
+              "diversity2_std": mean_std(d2)[1], "edit_rate": mean_std(er)[0],
+              "edit_rate_std": mean_std(er)[1]}
+    for key in ("diversity2", "edit_rate"):
+        typer.echo(f"{key}: {result[key]:.4f} ± {result[key + '_std']:.4f}")
+    typer.echo(f"n: {result['n']}")
+    if out is not None:
+        atomic_write_json(out, result)
+        typer.echo(f"wrote {out}")

@@ -1,0 +1,298 @@
+"""Decode-time aggregation of single-objective LoRA experts (EMORL §4.1, Appendix 11; SPEC §3).
+
+`generate` decodes token by token with per-sequence weights `w` (K,) or (B, K):
+
+* ``states`` (EMORL Eq. 2): ``S_agg = Σ_i w_i·S_i``, ``logits = f_lm_head(S_agg)``. ``S_i`` is the
+  hidden state the LM head consumes (final norm applied; T5's ``d_model^-0.5`` scaling applied
+  when its embeddings are tied, exactly as `T5ForConditionalGeneration.forward` does).
+* ``logits``: ``logits = Σ_i w_i·logits_i`` over the same jointly decoded prefix (a true ensemble
+  decode). For a bias-free linear head this equals ``states`` up to rounding, and so would
+  ``Σ_i w_i·log p_i`` (it differs from ``Σ_i w_i·logits_i`` by a constant per row, which softmax
+  ignores). ``logits_space="probs"`` is the one genuinely different choice: the mixture
+  ``p = Σ_i w_i·p_i / Σ_i w_i`` of the experts' next-token distributions.
+* ``params`` (model soup, EMORL Eq. 3): ``θ = θ0 + Σ_i w_i·α_i·B_i·A_i``, then ordinary
+  ``model.generate``.
+
+The chosen token is fed back to every expert. ``states``/``logits`` run ONE forward per step over
+an expert-major batch of K·B rows (rows ``k·B … k·B+B-1`` use expert k) with a KV cache, feeding
+only the new token after the first step. Plain LoRA layers use a batched path (two `bmm` per layer
+over stacked expert matrices, adapters otherwise disabled); anything else (DoRA, embedding LoRA)
+falls back to PEFT's mixed-adapter batches (the ``adapter_names`` forward argument).
+`generate_naive` is the paper-style reference: every step re-runs each expert on the whole prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import torch
+from transformers import DynamicCache, EncoderDecoderCache
+
+from moalign.core.config import ConfigError
+from moalign.emorl.ensemble import Ensemble, check_weights, parse_weights
+from moalign.emorl.lora_batching import expert_major_batch
+from moalign.emorl.soup import params_ids
+from moalign.rollout import encode_prompts, eos_token_ids, inference, pad_token_id
+
+Level = Literal["states", "logits", "params"]
+LEVELS: tuple[str, ...] = ("states", "logits", "params")
+LogitsSpace = Literal["raw", "probs"]
+
+
+def _base(model: Any) -> Any:
+    """The transformers model under PEFT (LlamaForCausalLM, T5ForConditionalGeneration, ...)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def head_input_scale(base: Any) -> float | None:
+    """Scale applied to the decoder output before the LM head: T5 with tied embeddings
+    multiplies by ``d_model^-0.5`` (``config.scale_decoder_outputs`` in transformers 5)."""
+    cfg = base.config
+    if not cfg.is_encoder_decoder or not hasattr(base, "model_dim"):
+        return None
+    if getattr(cfg, "scale_decoder_outputs", getattr(cfg, "tie_word_embeddings", False)):
+        return float(base.model_dim) ** -0.5
+    return None
+
+
+def project(base: Any, h: torch.Tensor) -> torch.Tensor:
+    """logits = f_lm_head(h) (EMORL Eq. 2) in float32; `h` is the decoder's final-norm output."""
+    scale = head_input_scale(base)
+    if scale is not None:
+        h = h * scale
+    return base.get_output_embeddings()(h).float()
+
+
+class _CachedExperts:
+    """All K experts as one expert-major batch (K·B rows) with a KV cache.
+
+    `first()` runs the prompt (and, for encoder-decoders, the encoder once per expert) and returns
+    each expert's head input at the current position; `next(tokens)` feeds only the new token.
+    """
+
+    def __init__(self, base: Any, k: int, enc: dict[str, torch.Tensor]):
+        self.base, self.k, self.b = base, k, enc["input_ids"].shape[0]
+        self.ids = enc["input_ids"].repeat(self.k, 1)  # (K·B, S)
+        self.mask = enc["attention_mask"].repeat(self.k, 1)  # (K·B, S)
+        cfg = self.base.config
+        self.ed = bool(cfg.is_encoder_decoder)
+        self.decoder = self.base.get_decoder()
+        self.cache = (EncoderDecoderCache(DynamicCache(config=cfg), DynamicCache(config=cfg))
+                      if self.ed else DynamicCache(config=cfg))
+
+    def _out(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden[:, -1].reshape(self.k, self.b, -1)  # (K, B, H)
+
+    def first(self) -> torch.Tensor:
+        if self.ed:
+            self.enc_h = self.base.get_encoder()(input_ids=self.ids, attention_mask=self.mask)[0]
+            start = self.base.config.decoder_start_token_id
+            return self.next(torch.full((self.b,), start, dtype=torch.long, device=self.ids.device))
+        self.pos = (self.mask.long().cumsum(-1) - 1).clamp(min=0)  # (K·B, S)
+        out = self.decoder(input_ids=self.ids, attention_mask=self.mask, position_ids=self.pos,
+                           past_key_values=self.cache, use_cache=True)
+        self.pos = self.pos[:, -1:]
+        return self._out(out.last_hidden_state)
+
+    def next(self, tokens: torch.Tensor) -> torch.Tensor:
+        ids = tokens.repeat(self.k).unsqueeze(1)  # (K·B, 1)
+        if self.ed:
+            out = self.decoder(input_ids=ids, encoder_hidden_states=self.enc_h,
+                               encoder_attention_mask=self.mask, past_key_values=self.cache,
+                               use_cache=True)
+            return self._out(out.last_hidden_state)
+        self.mask = torch.cat([self.mask, self.mask.new_ones(self.mask.shape[0], 1)], dim=1)
+        self.pos = self.pos + 1
+        out = self.decoder(input_ids=ids, attention_mask=self.mask, position_ids=self.pos,
+                           past_key_values=self.cache, use_cache=True)
+        return self._out(out.last_hidden_state)
+
+
+# --- combining and choosing tokens -------------------------------------------------------------
+
+
+def combine(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Σ_i w_i·x_i per sequence: x (K, B, D), w (B, K) -> (B, D) (EMORL Eq. 2)."""
+    return (w.t().unsqueeze(-1).to(x.dtype) * x).sum(0)
+
+
+def aggregate_logits(head: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor,
+                     w: torch.Tensor, level: str, logits_space: LogitsSpace = "raw"
+                     ) -> torch.Tensor:
+    """Next-token logits (B, V) from per-expert head inputs h (K, B, H) and weights w (B, K):
+    ``head(Σ w_i·h_i)`` for states (Eq. 2), ``Σ w_i·head(h_i)`` for logits, or the log of the
+    mixture ``Σ w_i·softmax(head(h_i)) / Σ w_i`` for logits with ``logits_space="probs"``."""
+    if level == "states":
+        return head(combine(h, w))
+    logits = head(h)  # (K, B, V)
+    if logits_space == "probs":  # log Σ_i (w_i/Σw)·p_i, computed stably in log space
+        logw = torch.log(w / w.sum(-1, keepdim=True)).t().unsqueeze(-1)  # (K, B, 1)
+        return torch.logsumexp(torch.log_softmax(logits.float(), dim=-1) + logw, dim=0)
+    return combine(logits, w)
+
+
+def choose_tokens(logits: torch.Tensor, do_sample: bool, temperature: float, top_p: float,
+                  generator: torch.Generator | None) -> torch.Tensor:
+    """Greedy argmax, or sampling with temperature then nucleus (top-p) filtering; (B,)."""
+    if not do_sample:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1)  # ascending, like HF TopPLogitsWarper
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cum <= 1 - top_p
+        drop[..., -1] = False  # always keep the most likely token
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _decode_loop(next_logits: Callable[[torch.Tensor | None], torch.Tensor], batch: int,
+                 eos: list[int], pad: int, max_new_tokens: int,
+                 choose: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Token-by-token decode with per-sequence EOS: finished rows emit `pad`; stops when every
+    row has finished. Returns the new tokens (B, T ≤ max_new_tokens), EOS kept."""
+    out: list[torch.Tensor] = []
+    tokens = finished = eos_t = None
+    for _ in range(max_new_tokens):
+        logits = next_logits(tokens)  # (B, V)
+        if finished is None:
+            finished = torch.zeros(batch, dtype=torch.bool, device=logits.device)
+            eos_t = torch.tensor(eos, dtype=torch.long, device=logits.device)
+        tokens = choose(logits).masked_fill(finished, pad)  # (B,)
+        out.append(tokens)
+        finished = finished | torch.isin(tokens, eos_t)
+        if bool(finished.all()):
+            break
+    return torch.stack(out, dim=1)
+
+
+def _run_loop(ensemble: Ensemble, batch: int, next_logits: Callable[..., torch.Tensor],
+              max_new_tokens: int, do_sample: bool, temperature: float, top_p: float,
+              seed: int | None, generator: torch.Generator | None,
+              eos_token_id: int | list[int] | None) -> torch.Tensor:
+    policy = ensemble.policy
+    if generator is None and seed is not None:
+        generator = torch.Generator(device=policy.device).manual_seed(int(seed))
+    return _decode_loop(next_logits, batch, eos_token_ids(policy, eos_token_id),
+                        pad_token_id(policy), max_new_tokens,
+                        lambda x: choose_tokens(x, do_sample, temperature, top_p, generator))
+
+
+# --- public decoding ---------------------------------------------------------------------------
+
+
+def _check_args(ensemble: Ensemble, prompts: list[str], weights: Any, level: str,
+                max_new_tokens: int, temperature: float, top_p: float) -> torch.Tensor:
+    if ensemble.k == 0:
+        raise ConfigError("the ensemble has no experts; add one with Ensemble.add_expert")
+    if level not in LEVELS:
+        raise ConfigError(f"aggregation level {level!r} is not one of {list(LEVELS)}")
+    if not prompts:
+        raise ConfigError("no prompts to generate for")
+    if max_new_tokens < 1 or temperature <= 0 or not 0 < top_p <= 1:
+        raise ConfigError(f"need max_new_tokens >= 1, temperature > 0 and 0 < top_p <= 1; got "
+                          f"{max_new_tokens}, {temperature}, {top_p}")
+    if isinstance(weights, str | Mapping):
+        weights = parse_weights(weights, ensemble.objectives)
+    w = check_weights(weights, ensemble.k, len(prompts))
+    return w.expand(len(prompts), -1).to(ensemble.policy.device)  # (B, K)
+
+
+def generate_ids(ensemble: Ensemble, prompts: list[str], weights: Any, level: Level = "states",
+                 max_new_tokens: int = 64, do_sample: bool = False, temperature: float = 1.0,
+                 top_p: float = 1.0, seed: int | None = None,
+                 generator: torch.Generator | None = None,
+                 logits_space: LogitsSpace = "raw",
+                 eos_token_id: int | list[int] | None = None) -> torch.Tensor:
+    """Aggregated decode; returns the new token ids (B, T), EOS kept, `pad` after EOS.
+
+    `weights`: (K,) shared, (B, K) per sequence (row b weights prompt b), a dict or a
+    ``"name=value,..."`` string. `prompts` are final texts (apply `format_prompts` first).
+    `eos_token_id` overrides the model's stop tokens (``[]``: always `max_new_tokens`).
+    """
+    w = _check_args(ensemble, prompts, weights, level, max_new_tokens, temperature, top_p)
+    if level == "params":
+        return params_ids(ensemble, prompts, w, max_new_tokens, do_sample, temperature, top_p,
+                           seed, eos_token_id)
+    base = _base(ensemble.model)
+    enc = encode_prompts(ensemble.policy, prompts)
+    used = [k for k in range(ensemble.k) if bool(w[:, k].any())]  # zero-weight experts: skip
+    adapters, w = [ensemble.adapter_names[k] for k in used], w[:, used]
+    with inference(ensemble.model), expert_major_batch(ensemble.model, adapters, len(prompts)):
+        experts = _CachedExperts(base, len(adapters), enc)
+
+        def next_logits(tokens: torch.Tensor | None) -> torch.Tensor:
+            h = experts.first() if tokens is None else experts.next(tokens)  # (K, B, H)
+            return aggregate_logits(lambda x: project(base, x), h, w, level, logits_space)
+
+        return _run_loop(ensemble, len(prompts), next_logits, max_new_tokens, do_sample,
+                         temperature, top_p, seed, generator, eos_token_id)
+
+
+def generate(ensemble: Ensemble, prompts: list[str], weights: Any, level: Level = "states",
+             max_new_tokens: int = 64, **kwargs: Any) -> list[str]:
+    """Aggregated decode (see `generate_ids`) returning the response texts."""
+    ids = generate_ids(ensemble, prompts, weights, level, max_new_tokens, **kwargs)
+    return ensemble.tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+
+def _naive_head_inputs(ensemble: Ensemble, enc: dict[str, torch.Tensor],
+                       prefix: torch.Tensor) -> torch.Tensor:
+    """Re-run every expert separately on the whole prefix (no cache; PEFT ``adapter_names`` with
+    one adapter for the whole batch) and return each expert's LM-head input at the last position,
+    captured by a hook on the head, so any head scaling is already applied: (K, B, H)."""
+    model, base, seen = ensemble.model, _base(ensemble.model), []
+    hook = base.get_output_embeddings().register_forward_pre_hook(
+        lambda m, args: seen.append(args[0][:, -1]))
+    batch = prefix.shape[0]
+    try:
+        for adapter in ensemble.adapter_names:
+            names = [adapter] * batch
+            if ensemble.is_encoder_decoder:
+                model(**enc, decoder_input_ids=prefix, use_cache=False, adapter_names=names)
+            else:
+                ids = torch.cat([enc["input_ids"], prefix], dim=1)
+                mask = torch.cat([enc["attention_mask"], torch.ones_like(prefix)], dim=1)
+                pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+                model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False,
+                      logits_to_keep=1, adapter_names=names)
+    finally:
+        hook.remove()
+    return torch.stack(seen)
+
+
+def generate_naive_ids(ensemble: Ensemble, prompts: list[str], weights: Any,
+                       level: Level = "states", max_new_tokens: int = 64,
+                       do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
+                       seed: int | None = None, generator: torch.Generator | None = None,
+                       logits_space: LogitsSpace = "raw",
+                       eos_token_id: int | list[int] | None = None) -> torch.Tensor:
+    """Reference decode as in the authors' code: each step runs each expert separately on the
+    full prefix, without a KV cache. Same maths and outputs as `generate_ids`, O(T²) cost."""
+    w = _check_args(ensemble, prompts, weights, level, max_new_tokens, temperature, top_p)
+    if level == "params":
+        raise ConfigError("generate_naive supports the 'states' and 'logits' levels")
+    base = _base(ensemble.model)
+    head, enc = base.get_output_embeddings(), encode_prompts(ensemble.policy, prompts)
+    start = base.config.decoder_start_token_id if ensemble.is_encoder_decoder else None
+    prefix = enc["input_ids"].new_full((len(prompts), 1 if start is not None else 0), start or 0)
+
+    def next_logits(tokens: torch.Tensor | None) -> torch.Tensor:
+        nonlocal prefix
+        if tokens is not None:
+            prefix = torch.cat([prefix, tokens.unsqueeze(1)], dim=1)
+        h = _naive_head_inputs(ensemble, enc, prefix)  # (K, B, H), head scaling applied
+        return aggregate_logits(lambda x: head(x).float(), h, w, level, logits_space)
+
+    with inference(ensemble.model):
+        return _run_loop(ensemble, len(prompts), next_logits, max_new_tokens, do_sample,
+                         temperature, top_p, seed, generator, eos_token_id)
+
+
+def generate_naive(ensemble: Ensemble, prompts: list[str], weights: Any,
+                   level: Level = "states", max_new_tokens: int = 64, **kwargs: Any) -> list[str]:
+    """`generate_naive_ids` returning texts."""
+    ids = generate_naive_ids(ensemble, prompts, weights, level, max_new_tokens, **kwargs)
+    return ensemble.tokenizer.batch_decode(ids, skip_special_tokens=True)

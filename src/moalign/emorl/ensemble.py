@@ -1,0 +1,156 @@
+"""An EMORL ensemble: one shared base model plus K named LoRA experts, one per objective
+(EMORL §4.1), and the validation of aggregation weights w ∈ [0, ∞)^K.
+
+Adding an expert never modifies the existing ones (EMORL's scalability claim): the ensemble is a
+mapping objective -> adapter name on one PeftModel. Decoding lives in `moalign.emorl.decoding`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from moalign.core.config import ConfigError, parse_mapping
+from moalign.core.errors import ObjectiveError
+from moalign.models import Policy, load_adapter
+
+_ADAPTER_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+def check_adapter_name(adapter: str) -> None:
+    """Expert adapter names appear in ``--weights name=value`` lists and in PEFT state-dict keys;
+    a name inside ``lora_`` (e.g. ``lora``, ``a``) makes PEFT mistake its weights for LoRA
+    prefixes when loading, so it is refused."""
+    if not _ADAPTER_NAME.match(adapter):
+        raise ConfigError(f"expert name {adapter!r} must match {_ADAPTER_NAME.pattern}")
+    if adapter in "lora_":
+        raise ConfigError(f"expert name {adapter!r} is part of PEFT's 'lora_' prefix; "
+                          "pick a longer name")
+
+
+# --- weights -----------------------------------------------------------------------------------
+
+
+def check_weights(weights: Any, k: int, batch: int | None = None) -> torch.Tensor:
+    """Validated weights as a float32 (B, K) tensor (B = 1 for (K,)): finite, >= 0, at least
+    one positive per row (EMORL §4.1 uses w_i ∈ [0, 1]; larger values are allowed since greedy
+    states/logits decoding only depends on ratios). `ConfigError` names the offending row."""
+    try:
+        w = torch.as_tensor(weights, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ConfigError(f"weights must be numbers, got {weights!r}: {e}") from None
+    if w.dim() == 1:
+        w = w.unsqueeze(0)
+    if w.dim() != 2 or w.shape[1] != k:
+        raise ConfigError(f"weights need shape ({k},) or (B, {k}) for {k} experts, "
+                          f"got {tuple(torch.as_tensor(weights).shape)}")
+    if batch is not None and w.shape[0] not in (1, batch):
+        raise ConfigError(f"per-sequence weights have {w.shape[0]} rows for {batch} prompts")
+    for i, row in enumerate(w):
+        where = f"weights row {i} {row.tolist()}" if w.shape[0] > 1 else f"weights {row.tolist()}"
+        if not torch.isfinite(row).all():
+            raise ConfigError(f"{where} contain NaN or inf")
+        if (row < 0).any():
+            raise ConfigError(f"{where} contain a negative value; weights must be >= 0")
+        if not (row > 0).any():
+            raise ConfigError(f"{where} are all zero; at least one expert needs a positive weight")
+    return w.to(torch.float32)
+
+
+def parse_weights(spec: Any, objective_names: Sequence[str]) -> torch.Tensor:
+    """Weights (K,) from ``"reflection=0.8,empathy=0.5"``, a dict, ``"0.8,0.5,0"`` or a list.
+
+    Named forms may omit objectives (weight 0); an unknown name raises `ObjectiveError` listing
+    the known objectives. The result is validated with `check_weights`.
+    """
+    names = list(objective_names)
+    if isinstance(spec, str):
+        parts = [p.strip() for p in spec.split(",") if p.strip()]
+        spec = parse_mapping(spec) if any("=" in p for p in parts) else parts
+    if isinstance(spec, Mapping):
+        unknown = sorted(str(n) for n in spec if n not in names)
+        if unknown:
+            raise ObjectiveError(f"unknown objective(s) {unknown} in weights; known: {names}")
+        values: list[Any] = [spec.get(n, 0.0) for n in names]
+    else:
+        values = list(spec.tolist() if isinstance(spec, torch.Tensor) else spec)
+    try:
+        floats = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise ConfigError(f"weights must be numbers, got {values!r}") from None
+    return check_weights(floats, len(names))[0]
+
+
+# --- ensemble ----------------------------------------------------------------------------------
+
+
+class Ensemble:
+    """One base model (a PeftModel inside `policy`) plus K named LoRA experts, in objective order.
+
+    `experts` maps objective name -> name of an adapter already on ``policy.model`` (a list means
+    adapter name = objective name). Adding an expert never modifies the existing ones (B2).
+    """
+
+    def __init__(self, policy: Policy, experts: Mapping[str, str] | Sequence[str] = ()):
+        self.policy = policy
+        self._experts: dict[str, str] = {}
+        experts = [experts] if isinstance(experts, str) else experts
+        pairs = experts.items() if isinstance(experts, Mapping) else ((e, e) for e in experts)
+        for objective, adapter in pairs:
+            self._register(objective, adapter)
+
+    @classmethod
+    def from_adapters(cls, policy: Policy, adapters: Mapping[str, str | Path]) -> Ensemble:
+        """Load one saved LoRA adapter folder per objective (adapter name = objective name)."""
+        ens = cls(policy)
+        for objective, path in adapters.items():
+            ens.add_expert(objective, path)
+        return ens
+
+    def add_expert(self, name: str, path: str | Path | None = None,
+                   adapter_name: str | None = None) -> None:
+        """Add objective `name`: load the adapter at `path`, or use an adapter already loaded."""
+        adapter = adapter_name or name
+        if name in self._experts:
+            raise ConfigError(f"objective {name!r} already has an expert; objectives: "
+                              f"{self.objectives}")
+        if path is not None:
+            check_adapter_name(adapter)
+            if adapter in getattr(self.model, "peft_config", {}):
+                raise ConfigError(f"the model already holds an adapter named {adapter!r}")
+            load_adapter(self.policy, path, adapter)
+        self._register(name, adapter)
+
+    def _register(self, objective: str, adapter: str) -> None:
+        check_adapter_name(adapter)
+        if adapter not in getattr(self.model, "peft_config", {}):
+            raise ConfigError(f"the model holds no LoRA adapter named {adapter!r}")
+        self._experts[objective] = adapter
+
+    @property
+    def objectives(self) -> list[str]:
+        return list(self._experts)
+
+    @property
+    def adapter_names(self) -> list[str]:
+        return list(self._experts.values())
+
+    @property
+    def k(self) -> int:
+        return len(self._experts)
+
+    @property
+    def model(self) -> Any:
+        return self.policy.model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.policy.tokenizer
+
+    @property
+    def is_encoder_decoder(self) -> bool:
+        return self.policy.is_encoder_decoder

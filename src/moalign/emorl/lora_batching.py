@@ -1,0 +1,103 @@
+"""Expert-major mixed-adapter batches: K LoRA experts in ONE forward over K·B rows.
+
+Rows ``k·B … k·B+B-1`` use expert k. Plain LoRA layers use a batched path (two `bmm` per layer
+over stacked expert matrices, adapters otherwise disabled; the delta is ``s_k·B_k·A_k·x`` exactly
+as PEFT computes it); anything else (DoRA, embedding LoRA) falls back to PEFT's mixed-adapter
+batches (the ``adapter_names`` forward argument).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from peft.tuners.lora import LoraLayer
+from peft.tuners.lora.layer import Linear as LoraLinear
+from peft.utils import AuxiliaryTrainingWrapper
+
+
+def lora_layers(model: Any) -> list[Any]:
+    return [m for m in model.modules() if isinstance(m, LoraLayer)]
+
+
+def _fast_path_ok(model: Any, layers: list[Any], adapters: list[str]) -> bool:
+    """Plain (vanilla, unmerged, nn.Linear-based) LoRA everywhere and no `modules_to_save`
+    copies: then the stacked `bmm` path computes exactly what PEFT does."""
+    if any(isinstance(m, AuxiliaryTrainingWrapper) for m in model.modules()):
+        return False
+    for m in layers:
+        if not isinstance(m, LoraLinear) or m.merged or getattr(m, "fan_in_fan_out", False):
+            return False
+        if any(a in getattr(m, "lora_variant", {}) for a in adapters):
+            return False
+    return True
+
+
+def _stack(layer: Any, adapters: list[str]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Per-layer stacks A^T (K, in, R) and (s·B)^T (K, R, out), s = α/r; zeros where an expert
+    has no LoRA on this layer; ranks zero-padded to the largest one."""
+    present = [a for a in adapters if a in layer.lora_A]
+    if not present:
+        return None
+    rank = max(layer.lora_A[a].weight.shape[0] for a in present)
+    w = layer.lora_A[present[0]].weight
+    d_in, d_out = w.shape[1], layer.lora_B[present[0]].weight.shape[0]
+    a_t = w.new_zeros(len(adapters), d_in, rank)
+    b_t = w.new_zeros(len(adapters), rank, d_out)
+    for k, a in enumerate(adapters):
+        if a in layer.lora_A:
+            r = layer.lora_A[a].weight.shape[0]
+            a_t[k, :, :r] = layer.lora_A[a].weight.t()
+            b_t[k, :r, :] = layer.lora_B[a].weight.t() * layer.scaling[a]
+    return a_t, b_t
+
+
+def _bmm_hook(a_t: torch.Tensor, b_t: torch.Tensor) -> Callable[..., Any]:
+    """Forward hook adding expert k's LoRA delta x·A_k^T·(s_k·B_k)^T to its block of rows."""
+    k = a_t.shape[0]
+
+    def hook(module: Any, args: tuple, kwargs: dict, output: torch.Tensor) -> torch.Tensor:
+        x = args[0] if args else kwargs["x"]
+        xa = torch.bmm(x.reshape(k, -1, x.shape[-1]).to(a_t.dtype), a_t)  # (K, B·T, R)
+        if output.dtype == b_t.dtype and output.is_contiguous():
+            output.view(k, -1, output.shape[-1]).baddbmm_(xa, b_t)  # (K, B·T, out), in place
+            return output
+        return output + torch.bmm(xa, b_t).reshape(output.shape).to(output.dtype)
+
+    return hook
+
+
+def _inject_names(names: list[str]) -> Callable[..., Any]:
+    def pre_hook(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        return args, {**kwargs, "adapter_names": names}
+
+    return pre_hook
+
+
+@contextmanager
+def expert_major_batch(model: Any, adapters: list[str], rows_per_expert: int) -> Iterator[None]:
+    """Inside this context, a batch of K·rows_per_expert rows runs expert k on rows
+    ``k·rows … (k+1)·rows-1`` (LoRA delta ``s_k·B_k·A_k·x``), in one forward for all experts."""
+    layers = lora_layers(model)
+    handles = []
+    try:
+        if _fast_path_ok(model, layers, adapters):
+            with model.disable_adapter():
+                for m in layers:
+                    stacks = _stack(m, adapters)
+                    if stacks is not None:
+                        handles.append(m.register_forward_hook(_bmm_hook(*stacks),
+                                                               with_kwargs=True))
+                yield
+        else:
+            names = [a for a in adapters for _ in range(rows_per_expert)]
+            for m in [*layers, *(m for m in model.modules()
+                                 if isinstance(m, AuxiliaryTrainingWrapper))]:
+                handles.append(m.register_forward_pre_hook(_inject_names(names),
+                                                           with_kwargs=True))
+            yield
+    finally:
+        for h in handles:
+            h.remove()

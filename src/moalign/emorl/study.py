@@ -1,0 +1,418 @@
+"""`moalign run CONFIG.yaml`: one config runs a whole study and writes a report (SPEC B4).
+
+EMORL study (`kind: emorl`), stages top to bottom, for every training seed (`training.seeds`,
+default: every evaluation seed trains its own models, the paper's protocol):
+
+    train_experts      one SCST expert per objective          seed_<s>/experts/<objective>/
+    build_ensembles    the ensemble manifest                  seed_<s>/ensemble.json
+    search_weights     hierarchical grid search               seed_<s>/search/
+    train_baselines    uniform weighted and DynaOpt SCST      seed_<s>/baselines/<method>/
+    evaluate_systems   test split: untrained policy, experts, baselines, soup, logits, EMORL
+                       × `runs` generation runs               eval/units/<system>/*.json
+    summarise          EMORL Table 1/2-shaped numbers         eval/table.json, eval/generations/
+    write_report       HTML + Markdown                        report/
+
+MOLMA study (`kind: molma`): reward models -> MOLMA and SO baselines -> evaluation -> win rates
+-> report, in `moalign.molma.study` on the same stage machinery. `load_study` / `run_study`
+dispatch on the config's `kind`.
+
+Every stage writes its artifacts atomically into the run directory and leaves a completion marker
+`stages/<stage>.json`; a marked stage is skipped, so an interrupted run resumes where it stopped
+(inside a stage, finished units are skipped too: an expert with summary.json, a search with its
+results.jsonl, an evaluated (system, seed, run)). The shared machinery is in `moalign.runs.stages`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from moalign.core.config import require
+from moalign.runs.stages import (
+    EvaluationSection,
+    PolicySection,
+    System,
+    base_label,
+    check_seeds,
+    fan_out,
+    finish_study,
+    model_seed,
+    objective_name,
+    read_json,
+    run_units,
+    say,
+    seed_dir,
+    stage,
+    start_run,
+    summarise,
+    train_or_resume,
+    training_seeds,
+    write_report,
+)
+
+BASELINES = ("uniform", "dynaopt", "soup", "logits")
+TRAINED_BASELINES = ("uniform", "dynaopt")
+LEVEL_OF = {"soup": "params", "logits": "logits", "emorl": "states"}
+_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclass
+class DataSection:
+    train: Any = "counsel_train"  # embedded name, file path, or a moalign.data.load_prompts dict
+    val: Any = "counsel_val"
+    test: Any = "counsel_test"
+    column: str = "prompt"
+
+
+@dataclass
+class TrainingSection:
+    """SCST settings shared by the experts and the uniform / DynaOpt baselines (SPEC §2)."""
+
+    n_samples: int = 3
+    temperature: float = 1.0
+    max_new_tokens: int = 64
+    batch_size: int = 16
+    micro_batch: int = 0
+    lr: float = 1e-4
+    kl_coef: float = 0.0
+    reward_transform: Literal["identity", "log"] = "identity"
+    val_every: int = 8
+    val_batch: int = 8
+    window: int = 20
+    tol: float = 0.015
+    max_steps: int = 500
+    save_every: int = 50
+    seeds: list[int] | None = None  # training seeds; None: every evaluation seed
+    extra: dict[str, Any] = field(default_factory=dict)  # any other SCSTConfig field
+
+    def validate(self) -> None:
+        from moalign.emorl.scst import SCSTConfig
+
+        check_seeds(self.seeds, "training.seeds")
+        valid = {f.name for f in dataclasses.fields(SCSTConfig)}
+        owned = {"policy", "objectives", "method", "data", "val_data", "column", "system",
+                 "seed", "out_dir", "device"}
+        bad = sorted(set(self.extra) - (valid - owned))
+        require(not bad, f"training.extra has unknown or study-owned key(s) {bad}; valid: "
+                f"{sorted(valid - owned - {f.name for f in dataclasses.fields(self)})}")
+
+
+@dataclass
+class SearchSection:
+    """Weight search over the experts (SPEC §4), see `moalign.emorl.weight_search.SearchConfig`."""
+
+    method: Literal["hierarchical", "grid", "random"] = "hierarchical"
+    iterations: int = 5
+    level: Literal["states", "logits", "params"] = "states"
+    n_prompts: int = 16  # validation prompts per weight point
+    max_new_tokens: int = 64
+    chunk_size: int = 256
+    extra: dict[str, Any] = field(default_factory=dict)  # any other SearchConfig field
+
+
+@dataclass
+class StudyConfig:
+    """`moalign run` for an EMORL study: experts, search, baselines, evaluation, report."""
+
+    kind: Literal["emorl"] = "emorl"
+    name: str | None = None
+    policy: PolicySection = field(default_factory=PolicySection)
+    objectives: list[Any] = field(default_factory=lambda: ["reflection", "empathy", "fluency"])
+    data: DataSection = field(default_factory=DataSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    search: SearchSection = field(default_factory=SearchSection)
+    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    # the logits baseline: `raw` = Σ w_i·logits_i (SPEC §3; equals `states` exactly for a
+    # bias-free linear LM head), `probs` = Σ w_i·p_i / Σ w_i (a mixture of the experts'
+    # next-token distributions)
+    logits_space: Literal["raw", "probs"] = "raw"
+    out_dir: str = "runs/emorl"
+    workers: int = 1  # > 1: train experts / baselines as parallel Ray jobs
+    ray_address: str | None = None  # join an existing Ray cluster ("auto" or "ray://host:10001")
+    gpus_per_job: float = 0.0  # GPUs each Ray training job reserves (fractions share a GPU)
+
+    def validate(self) -> None:
+        names = [objective_name(o) for o in self.objectives]
+        require(len(names) >= 2, f"an EMORL study needs >= 2 objectives, got {names}")
+        require(len(set(names)) == len(names), f"objective names repeat: {names}")
+        for n in names:
+            require(bool(_NAME.match(n)), f"objective name {n!r} must match {_NAME.pattern}")
+        bad = sorted(set(self.baselines) - set(BASELINES))
+        require(not bad, f"unknown baseline(s) {bad}; choose from {list(BASELINES)}")
+        require(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        require(self.gpus_per_job >= 0, f"gpus_per_job must be >= 0, got {self.gpus_per_job}")
+        for key in self.search.extra:
+            require(key not in ("ensemble", "out_dir", "objectives", "data"),
+                    f"search.extra.{key} is set by the study")
+
+    @property
+    def objective_names(self) -> list[str]:
+        return [objective_name(o) for o in self.objectives]
+
+
+# ----------------------------------------------------------------------------- EMORL stages
+
+
+def scst_config(cfg: StudyConfig, objectives: list[Any], method: str, seed: int,
+                out_dir: Path) -> Any:
+    from moalign.emorl.scst import SCSTConfig
+
+    t = cfg.training
+    common = {f.name: getattr(t, f.name) for f in dataclasses.fields(t)
+              if f.name not in ("extra", "seeds")}
+    return SCSTConfig(policy=cfg.policy.name, objectives=list(objectives), method=method,
+                      data=cfg.data.train, val_data=cfg.data.val, column=cfg.data.column,
+                      system=cfg.policy.system, seed=seed, out_dir=str(out_dir),
+                      device=cfg.policy.device, **common, **t.extra)
+
+
+def _train_scst_unit(scst_cfg: Any) -> dict[str, Any]:
+    """Train one SCST run unless its summary.json exists; resume from a checkpoint if any."""
+    from moalign.emorl.scst import train_scst
+
+    return train_or_resume(train_scst, scst_cfg)
+
+
+def train_expert_stage(cfg: StudyConfig, objective: Any, run_dir: Path,
+                       seed: int | None = None) -> dict[str, Any]:
+    """Train (or reuse) the SCST expert for one objective and seed; return its summary."""
+    seed = training_seeds(cfg)[0] if seed is None else seed
+    out = seed_dir(Path(run_dir), seed) / "experts" / objective_name(objective)
+    return _train_scst_unit(scst_config(cfg, [objective], "expert", seed, out))
+
+
+def train_experts(cfg: StudyConfig, run_dir: Path) -> None:
+    def run() -> dict[str, Any]:
+        jobs = [{"cfg": cfg, "objective": o, "run_dir": run_dir, "seed": s}
+                for s in training_seeds(cfg) for o in cfg.objectives]
+        names = [f"expert {objective_name(j['objective'])} seed {j['seed']}" for j in jobs]
+        out = fan_out(train_expert_stage, jobs, cfg.workers, names, cfg.ray_address,
+                      cfg.gpus_per_job)
+        return {n: {k: r[k] for k in ("steps", "data_consumed", "seconds", "converged")}
+                for n, r in zip(names, out, strict=True)}
+
+    stage(run_dir, "experts", run)
+
+
+def build_ensembles(cfg: StudyConfig, run_dir: Path) -> None:
+    from moalign.emorl.manifest import EnsembleManifest
+
+    def run() -> list[str]:
+        for s in training_seeds(cfg):
+            experts = {n: f"experts/{n}/adapter" for n in cfg.objective_names}
+            EnsembleManifest(base=cfg.policy.name, experts=experts,
+                             system=cfg.policy.system).save(seed_dir(run_dir, s))
+        return cfg.objective_names
+
+    stage(run_dir, "ensembles", run)
+
+
+def search_config(cfg: StudyConfig, seed: int, run_dir: Path) -> Any:
+    from moalign.emorl.weight_search import SearchConfig
+
+    s = cfg.search
+    return SearchConfig(ensemble=str(seed_dir(run_dir, seed)), objectives=list(cfg.objectives),
+                        data=cfg.data.val, column=cfg.data.column, n_prompts=s.n_prompts,
+                        method=s.method, iterations=s.iterations, level=s.level,
+                        max_new_tokens=s.max_new_tokens, chunk_size=s.chunk_size, seed=seed,
+                        device=cfg.policy.device, **s.extra)
+
+
+def search_weights(cfg: StudyConfig, run_dir: Path) -> None:
+    """Hierarchical grid search per seed; the first seed's ensemble is published at the top."""
+    from moalign.emorl.manifest import EnsembleManifest
+    from moalign.emorl.weight_search import describe_iteration, run_search
+
+    def run() -> dict[str, Any]:
+        best = {}
+        for s in training_seeds(cfg):
+            result = run_search(search_config(cfg, s, run_dir),
+                                on_iteration=lambda e, s=s: say(f"search seed {s} "
+                                                                f"{describe_iteration(e)}"))
+            best[str(s)] = {"weights": list(result.best_point), "score": result.best_score}
+        first_seed = training_seeds(cfg)[0]
+        first = EnsembleManifest.load(seed_dir(run_dir, first_seed))
+        prefix = f"seed_{first_seed}/"
+        first.experts = {k: prefix + v for k, v in first.experts.items()}
+        first.save(run_dir)  # `moalign generate --ensemble RUN_DIR` works on the study folder
+        return best
+
+    stage(run_dir, "search", run)
+
+
+def train_baselines(cfg: StudyConfig, run_dir: Path) -> None:
+    methods = [m for m in cfg.baselines if m in TRAINED_BASELINES]
+
+    def run() -> dict[str, Any]:
+        jobs = [{"scst_cfg": scst_config(cfg, cfg.objectives, m, s,
+                                         seed_dir(run_dir, s) / "baselines" / m)}
+                for s in training_seeds(cfg) for m in methods]
+        names = [f"{j['scst_cfg'].method} seed {j['scst_cfg'].seed}" for j in jobs]
+        out = fan_out(_train_scst_unit, jobs, cfg.workers, names, cfg.ray_address,
+                      cfg.gpus_per_job)
+        return {n: {k: r[k] for k in ("steps", "data_consumed", "seconds", "converged")}
+                for n, r in zip(names, out, strict=True)}
+
+    if methods:
+        stage(run_dir, "baselines", run)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def emorl_systems(cfg: StudyConfig) -> list[System]:
+    from moalign.evaluation.evaluate import ensemble_generate_fn, policy_generate_fn
+
+    e = cfg.evaluation
+    gen = {"max_new_tokens": e.max_new_tokens, "do_sample": e.do_sample,
+           "temperature": e.temperature, "top_p": e.top_p, "system": cfg.policy.system}
+
+    def plain(adapter: str | None) -> Callable[[Any], Any]:
+        return lambda m: policy_generate_fn(m["policy"], adapter=adapter, **gen)
+
+    def aggregated(level: str) -> Callable[[Any], Any]:
+        return lambda m: ensemble_generate_fn(m["ensemble"], m["weights"], level=level,
+                                              logits_space=cfg.logits_space, **gen)
+
+    systems = [System("base", base_label(cfg.policy.name), "ensemble", plain(None))]
+    systems += [System(f"expert_{n}", f"Expert: {n}", "ensemble", plain(n))
+                for n in cfg.objective_names]
+    labels = {"uniform": "Uniform Weighted", "dynaopt": "DynaOpt", "soup": "Model Soup",
+              "logits": "Logits aggregation" + ("" if cfg.logits_space == "raw" else
+                                                f" ({cfg.logits_space})")}
+    for b in cfg.baselines:
+        group = "adapters" if b in TRAINED_BASELINES else "ensemble"
+        make = plain(b) if b in TRAINED_BASELINES else aggregated(LEVEL_OF[b])
+        systems.append(System(b, labels[b], group, make))
+    systems.append(System("emorl", "EMORL (states)", "ensemble", aggregated("states")))
+    return systems
+
+
+def _load_group(cfg: StudyConfig, run_dir: Path, seed: int, group: str) -> dict[str, Any]:
+    from moalign.emorl.manifest import EnsembleManifest, load_ensemble
+    from moalign.models import load_adapter, load_policy
+
+    sd = seed_dir(run_dir, seed)
+    if group == "ensemble":
+        ensemble, manifest = load_ensemble(sd, device=cfg.policy.device)
+        weights = manifest.best_weights or EnsembleManifest.load(sd).best_weights
+        return {"ensemble": ensemble, "policy": ensemble.policy, "weights": weights}
+    policy = load_policy(cfg.policy.name, device=cfg.policy.device)
+    for m in (b for b in cfg.baselines if b in TRAINED_BASELINES):
+        load_adapter(policy, sd / "baselines" / m / "adapter", m)
+    return {"policy": policy}
+
+
+def test_prompts(cfg: Any) -> list[str]:
+    from moalign.data import load_prompts
+
+    spec = cfg.data.test
+    prompts = load_prompts({"column": cfg.data.column, **spec} if isinstance(spec, dict) else
+                           {"path": str(spec), "column": cfg.data.column})
+    n = cfg.evaluation.test_prompts
+    return prompts[:n] if n else prompts
+
+
+def evaluate_systems(cfg: StudyConfig, run_dir: Path) -> None:
+    def run() -> dict[str, Any]:
+        systems = emorl_systems(cfg)
+        n = run_units(cfg, run_dir, systems, test_prompts(cfg),
+                      lambda seed, group: _load_group(cfg, run_dir, model_seed(cfg, seed), group),
+                      cfg.objectives)
+        return {"systems": [s.key for s in systems], "units_evaluated": n}
+
+    stage(run_dir, "evaluate", run)
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def training_costs(cfg: StudyConfig, run_dir: Path) -> dict[str, dict[str, list[float]]]:
+    """Data (prompts) and seconds per seed for each system (EMORL: max expert + search)."""
+    costs: dict[str, dict[str, list[float]]] = {}
+
+    def add(key: str, data: float, seconds: float) -> None:
+        c = costs.setdefault(key, {"data": [], "seconds": []})
+        c["data"].append(float(data))
+        c["seconds"].append(float(seconds))
+
+    for s in training_seeds(cfg):
+        sd = seed_dir(run_dir, s)
+        experts = [read_json(sd / "experts" / n / "summary.json") for n in cfg.objective_names]
+        for n, e in zip(cfg.objective_names, experts, strict=True):
+            add(f"expert_{n}", e["data_consumed"], e["seconds"])
+        search = read_json(sd / "search" / "summary.json")
+        n_prompts = read_json(sd / "search" / "fingerprint.json")["n_prompts"]
+        agg_data = search.get("n_evaluated_total", 0) * n_prompts  # prompts decoded by search
+        for key in ("emorl", "soup", "logits"):
+            add(key, max(e["data_consumed"] for e in experts) + agg_data,
+                max(e["seconds"] for e in experts) + search.get("seconds", 0.0))
+        for m in (b for b in cfg.baselines if b in TRAINED_BASELINES):
+            b = read_json(sd / "baselines" / m / "summary.json")
+            add(m, b["data_consumed"], b["seconds"])
+    return costs
+
+
+def summarise_emorl(cfg: StudyConfig, run_dir: Path) -> None:
+    stage(run_dir, "summary", lambda: summarise(cfg, run_dir, emorl_systems(cfg),
+                                                training_costs(cfg, run_dir),
+                                                len(test_prompts(cfg))))
+
+
+def run_emorl_study(cfg: StudyConfig) -> Path:
+    """Run (or resume) the whole EMORL study; return the run directory."""
+    t0 = time.perf_counter()
+    run_dir = start_run(cfg, "emorl")
+    train_experts(cfg, run_dir)
+    build_ensembles(cfg, run_dir)
+    search_weights(cfg, run_dir)
+    train_baselines(cfg, run_dir)
+    evaluate_systems(cfg, run_dir)
+    summarise_emorl(cfg, run_dir)
+    finish_study(run_dir, time.perf_counter() - t0)
+    write_report(run_dir)
+    return run_dir
+
+
+# ----------------------------------------------------------------------------- dispatch
+
+
+def load_study(path: str | Path, overrides: list[str] | None = None) -> Any:
+    """Load a study config, choosing the dataclass from its `kind` (emorl | molma)."""
+    import yaml
+
+    from moalign.core.config import ConfigError, load_config
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist; try configs/counsel-demo.yaml")
+    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    kind = str(data.get("kind", "emorl")) if isinstance(data, dict) else "emorl"
+    for item in overrides or []:
+        if item.split("=", 1)[0].strip() == "kind":
+            kind = item.split("=", 1)[1].strip()
+    if kind == "emorl":
+        return load_config(StudyConfig, p, overrides)
+    if kind == "molma":
+        from moalign.molma.study import MolmaStudyConfig
+
+        return load_config(MolmaStudyConfig, p, overrides)
+    raise ConfigError(f"{p}: unknown kind {kind!r}; use kind: emorl or kind: molma")
+
+
+def run_study(cfg: Any) -> Path:
+    """Run the study a config describes (`moalign run`)."""
+    if isinstance(cfg, StudyConfig):
+        return run_emorl_study(cfg)
+    from moalign.molma.study import run_molma_study
+
+    return run_molma_study(cfg)

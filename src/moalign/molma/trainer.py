@@ -1,0 +1,599 @@
+"""MOLMA joint training (MOLMA §3.3, Algorithm 1; SPEC §5) and the single-objective baselines.
+
+One readable loop, `train_molma`; the maths lives in `algorithms.losses` and `algorithms.aligned_mtl`:
+
+    repeat `iterations` times:
+        prompts  <- `memory` prompts from the prompt mix (default 60/40 help/safety)
+        rollout  <- one sampled response per prompt (eval mode, policy adapter)
+        R        <- score_matrix(scorers, prompts, responses)                  (B, K) raw in (0,1)
+        r̂        <- logit_whiten(R)                                              MOLMA Eq. 3.4
+                    (SO baselines: one column; so_weighted Eq. 4.1, so_piecewise Eq. 4.2)
+        r̄        <- r̂ on the last token − β(log π − log π0) on every token       Eq. 3.3
+        V_old    <- critic values (B, T, K); Â, returns <- gae(r̄, V_old), Â whitened
+        for each minibatch of `minibatch` rollouts (one optimiser step each):
+            L_k  <- L_APA,k (Eq. 3.5) + L_V,k (Eq. 3.6)                          Eq. 3.7
+            g_k  <- ∇_φ L_k w.r.t. the policy LoRA φ (K backward passes, retain_graph)
+            G = [g_1 … g_K]  ->  Aligned-MTL / weighted sum / PCGrad  ->  φ.grad
+            critic ψ.grad <- ∇_ψ Σ_k L_V,k;  clip 1.0 (each block), AdamW step
+        log, checkpoint every `save_every` iterations
+
+Models. One base model holds everything: the reference policy π0 is the base with adapters
+disabled; the policy π is LoRA adapter `policy`; the critic is LoRA adapter `value` on the same
+base plus a linear value head with one output per objective (K outputs, `critic: lora`). At
+initialisation the value adapter is a no-op (LoRA B = 0), so the critic trunk *is* the reference
+model, as MOLMA §3.3.3 asks, but without a second copy of the weights: this is the cheapest
+correct separate critic (one extra LoRA, an extra forward pass per minibatch, no extra base
+weights). `critic: head` is cheaper still (frozen reference trunk, only the value head learns;
+its states are computed once per rollout) at the price of a weaker critic.
+
+Gradients. Policy φ and critic ψ are separate parameters, so ∇_φ L_k = ∇_φ L_APA,k and
+∇_ψ L_k = ∇_ψ L_V,k. Algorithm 1 aligns g_k = ∇_φ L_k: the combiner sees the policy block only
+(stacking the critic into G would let the K value heads, which are separate parameters and
+naturally orthogonal, dominate GᵀG and hide the policy's conflicts). The K critic heads each
+regress their own returns and get the plain sum of their gradients. Logged cosines and condition
+numbers are those of the policy gradients.
+
+SO baselines use exactly this loop with K = 1 (the combiner is then the identity): `so` on one
+named objective, `so_weighted` = mean of the K adapted rewards (Eq. 4.1), `so_piecewise`
+= r_safe if r_safe < δ else r_help, then LOGIT+WHITEN (Eq. 4.2). Every objective's raw reward is
+still scored and logged.
+
+Resuming (`resume=True`) restores adapters, value head, optimiser and RNG streams from
+`out_dir/checkpoint`; prompts and minibatch orders are functions of (seed, iteration), so a
+resumed run equals an uninterrupted one with the same seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from moalign.core.config import require
+
+MODES = ("molma", "so", "so_weighted", "so_piecewise")
+POLICY, VALUE = "policy", "value"
+
+
+def _default_prompts() -> list[Any]:
+    return [{"name": "help_safety_prompts", "where": {"kind": "help"}},
+            {"name": "help_safety_prompts", "where": {"kind": "safety"}}]
+
+
+@dataclass
+class MolmaConfig:
+    """`moalign train-joint`: MOLMA (vector reward, APA, per-objective critics, Aligned-MTL) or an
+    SO baseline trained by the same loop."""
+
+    policy: str = "smollm2-135m-instruct"  # bundled id, local folder or HF id (causal LM)
+    objectives: list[Any] = field(default_factory=lambda: ["helpfulness", "safety"])
+    mode: Literal["molma", "so", "so_weighted", "so_piecewise"] = "molma"
+    combiner: Literal["aligned_mtl", "weighted_sum", "pcgrad"] = "aligned_mtl"
+    task_weights: list[float] | None = None  # ω (K,), default all ones
+    so_objective: str | None = None  # mode=so: the objective to train (default: the first)
+    help_objective: str = "helpfulness"  # so_piecewise: r_help
+    safe_objective: str = "safety"  # so_piecewise: r_safe
+    delta: float = 0.5  # so_piecewise threshold δ on the raw safety score
+    prompts: list[Any] = field(default_factory=_default_prompts)  # load_prompts sources
+    proportions: list[float] = field(default_factory=lambda: [0.6, 0.4])  # mix (MOLMA: 60/40)
+    test_fraction: float = 0.15  # share of every source held out (never trained on)
+    system: str | None = None
+    iterations: int = 100  # APA iterations (paper: 100)
+    memory: int = 64  # rollouts per iteration (experience memory)
+    minibatch: int = 8  # rollouts per optimiser step
+    epochs: int = 1  # passes over the memory per iteration (paper: one step per minibatch)
+    max_new_tokens: int = 64
+    max_prompt_tokens: int = 256
+    temperature: float = 1.0
+    beta: float = 0.01  # per-token KL coefficient (Eq. 3.3)
+    logit_eps: float = 1e-4  # LOGIT clip (Eq. 3.4)
+    gamma: float = 1.0  # GAE discount
+    gae_lambda: float = 0.95
+    apa_lambda: float = 0.95  # APA λ (Eq. 3.5; APA's code: 1/λ = adv_coeff_sq)
+    value_coef: float = 1.0  # L_k = L_APA,k + value_coef·L_V,k (Eq. 3.7: 1)
+    value_clip: float | None = None  # optional PPO-style value clipping
+    critic: Literal["lora", "head"] = "lora"
+    lr: float = 1e-6
+    weight_decay: float = 0.1
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    eps: float = 1e-5
+    grad_clip: float = 1.0
+    lora_r: int = 8
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    save_every: int = 10  # checkpoint period in iterations (0: only at the end)
+    seed: int = 0
+    out_dir: str = "runs/molma"
+    loggers: list[str] = field(default_factory=list)  # extra: tensorboard, wandb, mlflow
+    device: str = "auto"
+    progress: bool = True
+
+    def validate(self) -> None:
+        require(len(self.objectives) > 0, "objectives is empty; e.g. objectives=[helpfulness,"
+                "safety]")
+        require(len(self.prompts) == len(self.proportions), f"{len(self.prompts)} prompt sources "
+                f"but {len(self.proportions)} proportions; give one proportion per source")
+        for name in ("iterations", "memory", "minibatch", "epochs", "max_new_tokens", "lora_r"):
+            require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        require(self.memory >= self.minibatch, f"memory ({self.memory}) must be >= minibatch "
+                f"({self.minibatch})")
+        for name in ("lr", "apa_lambda", "grad_clip", "temperature", "eps"):
+            v = getattr(self, name)
+            require(math.isfinite(v) and v > 0, f"{name} must be a finite number > 0, got {v}")
+        require(0.0 < self.logit_eps < 0.5, "logit_eps must be in (0, 0.5)")
+        require(0.0 <= self.test_fraction < 1.0, "test_fraction must be in [0, 1)")
+        require(len(self.betas) == 2, f"betas needs two numbers, got {self.betas}")
+        require(self.beta >= 0 and self.value_coef >= 0, "beta and value_coef must be >= 0")
+        if self.task_weights is not None and self.mode == "molma":
+            require(len(self.task_weights) == len(self.objectives), f"task_weights has "
+                    f"{len(self.task_weights)} entries for {len(self.objectives)} objectives")
+        require(self.save_every >= 0, "save_every must be >= 0")
+
+
+# ----------------------------------------------------------------------------- prompts
+
+
+def prompt_splits(cfg: MolmaConfig) -> tuple[list[list[str]], list[list[str]]]:
+    """Per source: (training prompts, held-out prompts); the split is deterministic (seed 0)."""
+    from moalign.data import deterministic_split, load_prompts
+
+    train, test = [], []
+    for spec in cfg.prompts:
+        prompts = load_prompts(spec)
+        if cfg.test_fraction > 0 and len(prompts) > 1:
+            tr, te = deterministic_split(prompts, (1 - cfg.test_fraction, cfg.test_fraction), 0)
+        else:
+            tr, te = list(prompts), []
+        train.append(tr)
+        test.append(te)
+    return train, test
+
+
+def held_out_prompts(cfg: MolmaConfig, n: int, seed: int = 0) -> list[str]:
+    """Up to `n` distinct held-out prompts (never trained on), mixed in the configured
+    proportions while every source lasts; fewer if fewer are held out."""
+    from moalign.data import mix_prompts
+
+    _, test = prompt_splits(cfg)
+    sources = [(t, p) for t, p in zip(test, cfg.proportions, strict=True) if t]
+    require(bool(sources), "no held-out prompts: set test_fraction > 0")
+    mixed = list(dict.fromkeys(mix_prompts(sources, n, seed=seed)))  # drop cycled repeats
+    rest = [p for t in test for p in t if p not in set(mixed)]
+    return (mixed + rest)[:n]
+
+
+def iteration_prompts(run: Run, iteration: int) -> list[str]:
+    """The memory's prompts at `iteration`: a function of (seed, iteration) only (resumable)."""
+    from moalign.data import mix_prompts
+
+    sources = list(zip(run.train_sources, run.cfg.proportions, strict=True))
+    return mix_prompts(sources, run.cfg.memory, seed=run.cfg.seed * 1_000_003 + iteration)
+
+
+# ----------------------------------------------------------------------------- rewards
+
+
+def signal_names(cfg: MolmaConfig, names: list[str]) -> list[str]:
+    """Names of the training signals: the K objectives (molma) or one scalar (SO modes)."""
+    if cfg.mode == "molma":
+        return list(names)
+    if cfg.mode == "so":
+        return [cfg.so_objective or names[0]]
+    return [cfg.mode]
+
+
+def _column(names: list[str], name: str) -> int:
+    require(name in names, f"objective {name!r} is not among the objectives {names}")
+    return names.index(name)
+
+
+def training_rewards(cfg: MolmaConfig, raw: torch.Tensor, names: list[str]) -> torch.Tensor:
+    """Adapted rewards r̂ (B, K') from raw scores (B, K) in [0, 1] (MOLMA Eq. 3.4, 4.1, 4.2)."""
+    from moalign.algorithms.losses import logit_whiten, so_piecewise, so_weighted
+
+    eps = cfg.logit_eps
+    if cfg.mode == "molma":
+        return logit_whiten(raw, eps)  # (B, K)
+    if cfg.mode == "so":
+        return logit_whiten(raw[:, [_column(names, cfg.so_objective or names[0])]], eps)
+    if cfg.mode == "so_weighted":
+        return so_weighted(logit_whiten(raw, eps)).unsqueeze(-1)  # (B, 1)
+    r_help = raw[:, _column(names, cfg.help_objective)]
+    r_safe = raw[:, _column(names, cfg.safe_objective)]
+    return logit_whiten(so_piecewise(r_help, r_safe, cfg.delta).unsqueeze(-1), eps)  # (B, 1)
+
+
+# ----------------------------------------------------------------------------- setup
+
+
+@dataclass
+class Run:
+    """Everything the loop works on; a checkpoint restores adapters, head, optimiser, counters."""
+
+    cfg: MolmaConfig
+    policy: Any
+    scorers: list[Any]
+    names: list[str]  # objectives scored (K)
+    signals: list[str]  # training signals (K for molma, 1 for SO modes)
+    value_head: nn.Linear
+    policy_params: list[nn.Parameter]  # policy LoRA (φ), fixed order
+    critic_params: list[nn.Parameter]  # critic LoRA + value head (ψ)
+    optimizer: torch.optim.Optimizer
+    train_sources: list[list[str]]
+    iteration: int = 0
+    step: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)  # per-iteration raw means
+
+
+def _adapter_params(model: nn.Module, adapter: str) -> list[nn.Parameter]:
+    return [p for n, p in model.named_parameters() if "lora_" in n and f".{adapter}." in n]
+
+
+def _activate(run: Run, adapter: str) -> None:
+    """Make `adapter` the active one; PEFT's set_adapter freezes the others, so every trainable
+    parameter gets requires_grad back (an inactive adapter simply receives no gradient)."""
+    run.policy.model.set_adapter(adapter)
+    for p in run.policy_params + run.critic_params:
+        p.requires_grad_(True)
+
+
+def build_run(cfg: MolmaConfig) -> Run:
+    """Seed; load scorers, prompts and the base model; attach policy + value adapters and the
+    K-output value head; make the optimiser (AdamW over all of them)."""
+    from moalign.core.checkpoint import seed_everything
+    from moalign.models import attach_lora, disable_dropout, load_policy
+    from moalign.rewards.reward_models import objective_scorers
+
+    seed_everything(cfg.seed)
+    scorers = objective_scorers(cfg.objectives)
+    bad = [s.name for s in scorers if not s.higher_is_better]
+    require(not bad, f"objectives {bad} are lower-is-better; MOLMA's LOGIT (Eq. 3.4) needs "
+            "scores in [0, 1] where higher is better (map them first, e.g. 1 - score)")
+    names = [s.name for s in scorers]
+    signals = signal_names(cfg, names)
+    training_rewards(cfg, torch.full((2, len(names)), 0.5), names)  # named objectives exist
+    train_sources, _ = prompt_splits(cfg)
+    policy = load_policy(cfg.policy, device=cfg.device)
+    require(not policy.is_encoder_decoder, "MOLMA trains causal LMs; got an encoder-decoder")
+    disable_dropout(policy.model)
+    attach_lora(policy, POLICY, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+    if cfg.critic == "lora":
+        attach_lora(policy, VALUE, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+    hidden = policy.model.get_base_model().config.hidden_size
+    value_head = nn.Linear(hidden, len(signals)).to(policy.device)
+    phi = _adapter_params(policy.model, POLICY)
+    psi = _adapter_params(policy.model, VALUE) + list(value_head.parameters())
+    optimizer = torch.optim.AdamW(phi + psi, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]),
+                                  eps=cfg.eps, weight_decay=cfg.weight_decay)
+    run = Run(cfg, policy, scorers, names, signals, value_head, phi, psi, optimizer,
+              train_sources)
+    _activate(run, POLICY)
+    return run
+
+
+# ----------------------------------------------------------------------------- forward passes
+
+
+def logprobs(run: Run, r: Any, reference: bool = False) -> torch.Tensor:
+    """log π(y_t) (N, Tr) of the response tokens under the policy adapter, or under the frozen
+    reference π0 (adapters disabled, no gradient). Only the response positions go through the
+    LM head (`logits_to_keep`), which saves most of its cost for long prompts."""
+    from moalign.rollout import response_logits, token_logprobs
+
+    model, keep = run.policy.model, r.response_ids.shape[1] + 1
+    if reference:
+        with torch.no_grad(), model.disable_adapter():
+            logits, _ = response_logits(model, r, False, logits_to_keep=keep)
+    else:
+        logits, _ = response_logits(model, r, False, logits_to_keep=keep)
+    return token_logprobs(logits, r.response_ids, r.response_mask, run.cfg.temperature)
+
+
+# ----------------------------------------------------------------------------- critic
+
+
+def backbone_states(model: nn.Module, r: Any) -> torch.Tensor:
+    """Final hidden states (N, Tr, H) at the positions that predict the response tokens: the
+    state s_t before response token t (the critic's input), without the LM head."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body = getattr(base, base.base_model_prefix)
+    ids = torch.cat([r.query_ids, r.response_ids], dim=1)  # (N, Tq+Tr)
+    attn = torch.cat([r.query_mask, r.response_mask], dim=1)
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)  # left padding: positions as in generate()
+    hidden = body(input_ids=ids, attention_mask=attn, position_ids=pos).last_hidden_state
+    tr = r.response_ids.shape[1]
+    return hidden[:, -tr - 1:-1]
+
+
+def critic_states(run: Run, r: Any) -> torch.Tensor:
+    """The critic trunk's states (N, Tr, H): value adapter (`critic: lora`) or the frozen
+    reference model (`critic: head`, no gradient)."""
+    model = run.policy.model
+    if run.cfg.critic == "head":
+        with torch.no_grad(), model.disable_adapter():
+            return backbone_states(model, r)
+    _activate(run, VALUE)
+    try:
+        return backbone_states(model, r)
+    finally:
+        _activate(run, POLICY)
+
+
+# ----------------------------------------------------------------------------- experience
+
+
+@dataclass
+class Experience:
+    """One iteration's memory: rollouts and everything the minibatch losses need."""
+
+    rollout: Any
+    raw: torch.Tensor  # (B, K) raw scores
+    ref_logp: torch.Tensor  # (B, T)
+    old_values: torch.Tensor  # (B, T, K')
+    advantages: torch.Tensor  # (B, T, K') whitened
+    returns: torch.Tensor  # (B, T, K')
+    kl: float  # mean per-sequence Σ_t (log π − log π0) at rollout time
+    states: torch.Tensor | None = None  # (B, T, H) frozen critic states (`critic: head`)
+
+
+@torch.no_grad()
+def collect(run: Run, iteration: int) -> Experience:
+    """Roll out the memory, score it, and build the per-objective advantages (Eq. 3.3, 3.4)."""
+    from moalign.algorithms.losses import gae, kl_penalized_rewards, whiten
+    from moalign.rewards.scorers import score_matrix
+    from moalign.rollout import eval_mode, sample
+
+    cfg, policy = run.cfg, run.policy
+    r = sample(policy, iteration_prompts(run, iteration), n=1, max_new_tokens=cfg.max_new_tokens,
+               temperature=cfg.temperature, system=cfg.system,
+               max_prompt_tokens=cfg.max_prompt_tokens)
+    raw = score_matrix(run.scorers, r.prompts, r.responses).float()  # (B, K)
+    if raw.numel() and (raw.min() < 0 or raw.max() > 1):
+        from moalign.core.errors import ObjectiveError
+
+        raise ObjectiveError(f"objectives {run.names} returned scores outside [0, 1] "
+                             f"({raw.min():.3g}..{raw.max():.3g}); LOGIT (Eq. 3.4) needs [0, 1]")
+    scores = training_rewards(cfg, raw, run.names).to(policy.device)  # (B, K')
+    with eval_mode(policy.model):
+        logp = logprobs(run, r)  # (B, T)
+        ref = logprobs(run, r, reference=True)
+        states = critic_states(run, r)  # (B, T, H)
+        old_values = run.value_head(states)  # (B, T, K')
+    mask = r.response_mask
+    rewards = kl_penalized_rewards(scores, logp, ref, mask, cfg.beta)  # (B, T, K')
+    adv, returns = gae(rewards, old_values, mask, cfg.gamma, cfg.gae_lambda)
+    kl = ((logp - ref) * mask).sum(1).mean().item()
+    return Experience(r, raw, ref, old_values, whiten(adv, mask), returns, kl,
+                      states if cfg.critic == "head" else None)
+
+
+# ----------------------------------------------------------------------------- one step
+
+
+def minibatch_losses(run: Run, exp: Experience, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    """L_k = L_APA,k (Eq. 3.5) + value_coef·L_V,k (Eq. 3.6) for one minibatch; all (K',)."""
+    from moalign.algorithms.losses import apa_losses, value_losses
+
+    cfg = run.cfg
+    mb = exp.rollout.select(idx)
+    logp = logprobs(run, mb)  # (n, T) with gradients
+    states = exp.states[idx] if exp.states is not None else critic_states(run, mb)
+    values = run.value_head(states)  # (n, T, K')
+    ref, mask = exp.ref_logp[idx], mb.response_mask
+    apa = apa_losses(logp, ref, exp.advantages[idx], mask, cfg.apa_lambda)  # (K',)
+    vl = value_losses(values, exp.old_values[idx], exp.returns[idx], mask, cfg.value_clip,
+                      coef=1.0)  # (K',) Eq. 3.6
+    kl = ((logp.detach() - ref) * mask).sum(1).mean()
+    return {"total": apa + cfg.value_coef * vl, "apa": apa, "value": vl, "kl": kl}
+
+
+def task_gradients(losses: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
+    """G = [g_1 … g_K] (P, K), g_k = ∇ L_k w.r.t. `params` (MOLMA Algorithm 1, lines 4-7): one
+    backward pass per objective, graph retained; only `params` receive gradients."""
+    from moalign.algorithms.aligned_mtl import flatten_grads
+
+    cols = []
+    for k in range(losses.shape[0]):
+        for p in params:
+            p.grad = None
+        torch.autograd.backward(losses[k], inputs=params, retain_graph=True)
+        cols.append(flatten_grads(params))
+    return torch.stack(cols, dim=1)  # (P, K)
+
+
+def combine(run: Run, G: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """The update direction from G with the configured combiner, and conflict statistics."""
+    from moalign.algorithms.aligned_mtl import combine_gradients, gradient_conflict_stats
+
+    cfg = run.cfg
+    weights = cfg.task_weights if cfg.mode == "molma" else None
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + run.step)  # PCGrad order
+    update, info = combine_gradients(cfg.combiner, G, weights, generator=gen)
+    before = gradient_conflict_stats(G)
+    if cfg.combiner == "aligned_mtl":
+        after = info["cond_after"]
+    elif cfg.combiner == "pcgrad":
+        after = gradient_conflict_stats(info["projected"])["condition_number"]
+    else:
+        after = before["condition_number"]
+    stats = {"cond_before": before["condition_number"], "cond_after": after,
+             "min_cosine": before["min_cosine"]}
+    K = G.shape[1]
+    for i in range(K):
+        for j in range(i + 1, K):
+            key = "grad_cosine" if K == 2 else f"grad_cosine/{run.signals[i]}/{run.signals[j]}"
+            stats[key] = float(before["cosine"][i, j])
+    return update, stats
+
+
+def train_step(run: Run, exp: Experience, idx: torch.Tensor) -> dict[str, Any]:
+    """One optimiser step on a minibatch (MOLMA Algorithm 1, lines 3-14).
+
+    Policy φ: G = [∇_φ L_1 … ∇_φ L_K] -> combiner (Aligned-MTL by default) -> .grad. The critic ψ
+    is a separate network (∇_φ L_V,k = 0, ∇_ψ L_APA,k = 0): each of its K heads regresses its own
+    return, so it gets the plain sum ∇_ψ Σ_k L_V,k. Each block is clipped to `grad_clip` on its
+    own (the critic's larger gradients do not shrink the policy update); one AdamW step.
+    """
+    from moalign.algorithms.aligned_mtl import assign_flat_grad
+
+    cfg = run.cfg
+    run.policy.model.train()  # LoRA dropout on for the gradient pass
+    losses = minibatch_losses(run, exp, idx)
+    G = task_gradients(losses["total"], run.policy_params)  # (P_φ, K')
+    update, stats = combine(run, G)
+    assign_flat_grad(run.policy_params, update)
+    for p in run.critic_params:
+        p.grad = None
+    torch.autograd.backward(cfg.value_coef * losses["value"].sum(), inputs=run.critic_params)
+    stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(run.policy_params, cfg.grad_clip).item()
+    stats["critic_grad_norm"] = torch.nn.utils.clip_grad_norm_(run.critic_params,
+                                                               cfg.grad_clip).item()
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.policy.model.eval()
+    stats["kl"] = losses["kl"].item()
+    for k, name in enumerate(run.signals):
+        stats[f"apa/{name}"] = losses["apa"][k].item()
+        stats[f"value/{name}"] = losses["value"][k].item()
+    return stats
+
+
+def minibatches(run: Run, n: int, iteration: int, epoch: int) -> list[torch.Tensor]:
+    """Shuffled minibatch indices of the memory; a function of (seed, iteration, epoch)."""
+    gen = torch.Generator().manual_seed((run.cfg.seed * 1_000_003 + iteration) * 101 + epoch)
+    order = torch.randperm(n, generator=gen)
+    return [order[i:i + run.cfg.minibatch] for i in range(0, n, run.cfg.minibatch)]
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def save_state(run: Run) -> None:
+    from moalign.core.checkpoint import save_checkpoint
+
+    adapters = [POLICY, VALUE] if run.cfg.critic == "lora" else [POLICY]
+    extra = {"iteration": run.iteration, "seconds": run.seconds, "history": run.history}
+    save_checkpoint(run.cfg.out_dir, run.policy, adapters, run.step, run.optimizer,
+                    extra=extra, modules={"value_head": run.value_head})
+
+
+def restore_state(run: Run) -> None:
+    """Load the checkpoint into `run`; drop metrics logged after it (a killed run's tail)."""
+    from moalign.core.checkpoint import load_checkpoint
+    from moalign.core.io import read_jsonl, write_jsonl
+
+    adapters = [POLICY, VALUE] if run.cfg.critic == "lora" else [POLICY]
+    state = load_checkpoint(run.cfg.out_dir, run.policy, adapters, run.optimizer,
+                            modules={"value_head": run.value_head})
+    _activate(run, POLICY)
+    run.step, extra = int(state["step"]), state["extra"]
+    run.iteration, run.seconds = int(extra["iteration"]), float(extra["seconds"])
+    run.history = list(extra["history"])
+    metrics = Path(run.cfg.out_dir) / "metrics.jsonl"
+    if metrics.exists():
+        write_jsonl(metrics, [r for r in read_jsonl(metrics) if r.get("step", 0) <= run.step])
+
+
+def finish(run: Run) -> dict[str, Any]:
+    """Save the policy adapter, critic (value adapter + head) and summary.json."""
+    from safetensors.torch import save_file
+
+    from moalign.core.io import atomic_write_json
+    from moalign.models import save_adapter
+
+    out = Path(run.cfg.out_dir)
+    save_adapter(run.policy, POLICY, out / "adapter")
+    if run.cfg.critic == "lora":
+        save_adapter(run.policy, VALUE, out / "value_adapter")
+    head = {k: t.detach().cpu().contiguous() for k, t in run.value_head.state_dict().items()}
+    save_file(head, out / "value_head.safetensors", metadata={"outputs": ",".join(run.signals)})
+    n = min(3, len(run.history))
+    first, last = run.history[:n], run.history[-n:]
+    summary = {
+        "mode": run.cfg.mode, "combiner": run.cfg.combiner, "objectives": run.names,
+        "signals": run.signals, "policy": run.cfg.policy, "seed": run.cfg.seed,
+        "iterations": run.iteration, "steps": run.step, "seconds": round(run.seconds, 3),
+        "reward_first": {k: _mean([h[k] for h in first]) for k in run.names},
+        "reward_last": {k: _mean([h[k] for h in last]) for k in run.names},
+        "adapter_dir": str(out / "adapter"), "critic": run.cfg.critic,
+    }
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def _mean(xs: list[float]) -> float:
+    return float(sum(xs) / len(xs)) if xs else float("nan")
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def _iteration_stats(run: Run, exp: Experience) -> dict[str, Any]:
+    means = exp.raw.mean(dim=0).tolist()
+    rec = {name: float(m) for name, m in zip(run.names, means, strict=True)}
+    run.history.append({"iteration": run.iteration, **rec})
+    lengths = exp.rollout.response_mask.sum(1).float().mean().item()
+    return {"iteration": run.iteration, "kl_rollout": exp.kl, "response_tokens": lengths,
+            **{f"reward/{k}": v for k, v in rec.items()}}
+
+
+@contextmanager
+def _progress(run: Run) -> Iterator[Any]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=run.cfg.iterations, initial=run.iteration, disable=not run.cfg.progress,
+               desc=f"{run.cfg.mode}", unit="iter", dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def train_molma(cfg: MolmaConfig, resume: bool = False) -> dict[str, Any]:
+    """Train MOLMA / an SO baseline into `cfg.out_dir`; return (and write) summary.json.
+
+    Artifacts: config.yaml, metrics.jsonl (one record per optimiser step), adapter/ (policy
+    LoRA), value_adapter/ + value_head.safetensors (critic), checkpoint/, summary.json.
+    """
+    from moalign.core.config import save_config
+    from moalign.core.tracking import make_logger
+
+    cfg.validate()
+    out = Path(cfg.out_dir)
+    run = build_run(cfg)
+    if resume:
+        restore_state(run)
+    elif (out / "metrics.jsonl").exists():
+        (out / "metrics.jsonl").unlink()  # a fresh run starts a fresh log
+    save_config(cfg, out)
+    logger = make_logger(out, cfg.loggers, dataclasses.asdict(cfg))
+    with _progress(run) as bar:
+        while run.iteration < cfg.iterations:
+            t0 = time.perf_counter()
+            exp = collect(run, run.iteration)
+            it_stats = _iteration_stats(run, exp)
+            for epoch in range(cfg.epochs):
+                for idx in minibatches(run, len(exp.rollout), run.iteration, epoch):
+                    stats = train_step(run, exp, idx)
+                    run.step += 1
+                    logger.log({**it_stats, **stats, "epoch": epoch}, step=run.step)
+            run.iteration += 1
+            run.seconds += time.perf_counter() - t0
+            bar.update(1)
+            bar.set_postfix({k.split("/")[-1][:12]: f"{v:.3f}" for k, v in it_stats.items()
+                             if k.startswith("reward/")} | {"kl": f"{exp.kl:.3f}"})
+            if cfg.save_every and run.iteration % cfg.save_every == 0:
+                save_state(run)
+    if not (cfg.save_every and run.iteration % cfg.save_every == 0):
+        save_state(run)
+    logger.close()
+    return finish(run)

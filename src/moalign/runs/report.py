@@ -1,0 +1,581 @@
+"""`moalign report RUN_DIR`: a self-contained HTML report and a Markdown report from run artifacts.
+
+The report reads files only (never a model): everything it shows was written by the pipeline
+stages (`moalign.emorl.study`). Sections, in order, each present only when its artifacts exist
+(otherwise a short note says which artifact is missing):
+
+1. overview (`study.json`, stage markers)         6. MOLMA reward models, win rates, scatter
+2. rewards per method (EMORL Table 2 shape)       7. human evaluation (`human_eval/scores.json`)
+3. efficiency (EMORL Table 1 shape)               8. sample generations side by side
+4. training curves (reward vs data consumed)      9. the resolved config
+5. weight search figures and the Pareto front
+
+Content is built once as blocks (text, table, figure, code) and rendered twice: HTML with inline
+CSS and figures embedded as base64 data URIs, and Markdown with figures copied next to it and
+linked relatively (`report/figures/*.png`).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moalign.core.io import atomic_write_text, read_jsonl
+
+REPORT_DIR = "report"
+TABLE = "eval/table.json"
+SCALABLE = {"soup", "logits", "emorl"}  # distributed methods: add an objective without retraining
+
+
+@dataclass
+class Text:
+    text: str
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+    bold: set[tuple[int, int]] = field(default_factory=set)  # (row, column) cells to highlight
+
+
+@dataclass
+class Figure:
+    path: Path
+    caption: str
+    half: bool = False  # shown two per row in the HTML
+
+
+@dataclass
+class Code:
+    text: str
+
+
+Block = Text | Table | Figure | Code
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+    note: str | None = None  # shown instead of the blocks when the artifacts are missing
+
+
+# ----------------------------------------------------------------------------- artifacts
+
+
+def _json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _ms(value: Any, digits: int = 4) -> str:
+    """`[mean, std]` or `{"mean", "std"}` as `mean ± std`; None as an em dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, dict):
+        value = [value.get("mean"), value.get("std")]
+    mean, std = value
+    if mean is None:
+        return "—"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _cost(value: Any, digits: int) -> str:
+    return _ms(value, digits) if value is not None else "—"
+
+
+def seed_dirs(run_dir: Path) -> list[Path]:
+    return sorted(p for p in run_dir.glob("seed_*") if p.is_dir())
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def overview_section(run_dir: Path, study: dict[str, Any] | None) -> Section:
+    sec = Section("overview", "Overview")
+    if study is None:
+        sec.note = "study.json is missing: this folder was not written by `moalign run`."
+        return sec
+    rows = [["kind", str(study.get("kind", "?"))], ["policy", str(study.get("policy", "?"))],
+            ["objectives", ", ".join(study.get("objectives", []))]]
+    labels = {"seeds": "evaluation seeds", "training_seeds": "training seeds",
+              "runs": "generation runs per seed", "test_prompts": "test prompts",
+              "systems": "systems", "last_invocation_seconds": "last `moalign run` took (s)"}
+    for key, label in labels.items():
+        if study.get(key) is not None:
+            value = study[key]
+            rows.append([label, ", ".join(map(str, value)) if isinstance(value, list) else
+                         str(value)])
+    markers = sorted((run_dir / "stages").glob("*.json"), key=lambda p: p.stat().st_mtime_ns) \
+        if (run_dir / "stages").is_dir() else []
+    timings = [(p.stem, float((_json(p) or {}).get("seconds", 0))) for p in markers]
+    rows.append(["completed stages", ", ".join(f"{name} ({t:.0f} s)" for name, t in timings)
+                 or "none"])
+    if timings:
+        rows.append(["all stages took (s)", f"{sum(t for _, t in timings):.0f}"])
+    sec.blocks.append(Table(["", ""], rows))
+    return sec
+
+
+def rewards_section(table: dict[str, Any] | None, kind: str = "emorl") -> Section:
+    shape = " (EMORL Table 2 shape)" if kind != "molma" else ""
+    sec = Section("rewards", f"Rewards per method{shape}")
+    if table is None:
+        sec.note = f"{TABLE} is missing: the evaluation stage has not run yet."
+        return sec
+    names = table["objectives"]
+    methods = table["methods"]
+    columns = [[m["rewards"].get(o) for m in methods] for o in names]
+    columns.append([m.get("mean_reward") for m in methods])
+    rows = [[m["label"], *(_ms(col[i]) for col in columns)] for i, m in enumerate(methods)]
+    caption = (f"Test split, {table.get('n_prompts', '?')} prompts; mean ± std over "
+               f"{len(table.get('seeds', []))} seed(s) × {table.get('runs', '?')} generation "
+               f"run(s){_trained_with(table)}. Higher is better; the best mean of each column is "
+               "in bold.")
+    sec.blocks.append(Table(["method", *names, "mean"], rows, caption, _best_cells(columns)))
+    return sec
+
+
+def _trained_with(table: dict[str, Any]) -> str:
+    trained = table.get("training_seeds")
+    if not trained or trained == table.get("seeds"):
+        return ""
+    return f" (models trained with seed(s) {', '.join(map(str, trained))})"
+
+
+def _best_cells(columns: list[list[Any]]) -> set[tuple[int, int]]:
+    """(row, column) of each column's highest mean (column 0 holds the row labels)."""
+    cells = set()
+    for j, col in enumerate(columns, start=1):
+        means = [(v[0] if isinstance(v, list) else -float("inf")) for v in col]
+        if means and max(means) > -float("inf"):
+            cells |= {(i, j) for i, m in enumerate(means) if m == max(means)}
+    return cells
+
+
+def efficiency_section(table: dict[str, Any] | None) -> Section:
+    sec = Section("efficiency", "Diversity, edit rate and training cost (EMORL Table 1 shape)")
+    if table is None:
+        sec.note = f"{TABLE} is missing: the evaluation stage has not run yet."
+        return sec
+    methods = table["methods"]
+    headers = ["metric", *(m["label"] for m in methods)]
+    rows = [["Diversity-2 (↑)", *(_ms(m.get("diversity2")) for m in methods)],
+            ["Edit rate (↑)", *(_ms(m.get("edit_rate")) for m in methods)],
+            ["Data consumption (prompts, ↓)", *(_cost(m.get("data"), 0) for m in methods)],
+            ["Time consumption (s, ↓)", *(_cost(m.get("seconds"), 1) for m in methods)],
+            ["Scalability", *(_plus(m) for m in methods)],
+            ["Explainability", *(_plus(m) for m in methods)]]
+    caption = ("EMORL / soup / logits cost = max over the experts (trained in parallel) + the "
+               "weight search; single experts show their own training cost; mean ± std over "
+               "training seeds.")
+    sec.blocks.append(Table(headers, rows, caption))
+    return sec
+
+
+def _plus(method: dict[str, Any]) -> str:
+    key = str(method.get("key", ""))
+    if key == "base":
+        return ""
+    return "+" if key in SCALABLE else "−" if key in ("uniform", "dynaopt") else ""
+
+
+def _curve(rows: list[dict[str, Any]], memory: int | None, x: str) -> list[tuple[float, float]]:
+    """(x, reward) points of one run: validation means (SCST) or, without validations, the
+    mean rollout reward per iteration (MOLMA: prompts = (iteration + 1) × memory)."""
+    val = [r for r in rows if r.get("val/mean") is not None]
+    if not val:
+        seen: dict[Any, dict[str, Any]] = {}
+        for r in rows:
+            if any(k.startswith("reward/") for k in r):
+                seen.setdefault(r.get("iteration", r.get("step")), r)
+        val = list(seen.values())
+    out = []
+    for r in val:
+        keys = [k for k in r if k.startswith("reward/")]
+        y = r.get("val/mean", sum(r[k] for k in keys) / len(keys) if keys else None)
+        if x == "data_consumed":
+            xv = r.get("data_consumed")
+            if xv is None and memory and r.get("iteration") is not None:
+                xv = (int(r["iteration"]) + 1) * memory
+        else:
+            xv = r.get("seconds", r.get("time"))
+        if xv is not None and y is not None:
+            out.append((float(xv), float(y)))
+    return out
+
+
+def _mean_curve(curves: list[list[tuple[float, float]]]) -> list[tuple[float, float]]:
+    """Average several seeds' curves point by point (over the shortest one)."""
+    curves = [c for c in curves if c]
+    if not curves:
+        return []
+    n = min(len(c) for c in curves)
+    return [(sum(c[i][0] for c in curves) / len(curves), sum(c[i][1] for c in curves) /
+             len(curves)) for i in range(n)]
+
+
+def training_runs(run_dir: Path) -> dict[str, list[Path]]:
+    """Method label -> metrics.jsonl of each seed (experts and trained baselines)."""
+    runs: dict[str, list[Path]] = {}
+    for sd in seed_dirs(run_dir) or [run_dir]:
+        for group, prefix in (("experts", "expert: "), ("baselines", ""), ("train", "")):
+            base = sd / group
+            if base.is_dir():
+                for d in sorted(p for p in base.iterdir() if (p / "metrics.jsonl").is_file()):
+                    runs.setdefault(prefix + d.name, []).append(d / "metrics.jsonl")
+    return runs
+
+
+def _memory(metrics: Path) -> int | None:
+    import yaml
+
+    cfg = metrics.parent / "config.yaml"
+    data = yaml.safe_load(cfg.read_text(encoding="utf-8")) if cfg.is_file() else None
+    return data.get("memory") if isinstance(data, dict) else None
+
+
+def curves_section(run_dir: Path, fig_dir: Path, kind: str = "emorl") -> Section:
+    from moalign.runs.plots import plot_curves
+
+    shape = ", EMORL Figure 2" if kind != "molma" else ""
+    sec = Section("curves", f"Training curves (reward vs data consumed{shape})")
+    runs = training_runs(run_dir)
+    if not runs:
+        sec.note = "no metrics.jsonl from a training stage yet."
+        return sec
+    loaded = {m: [(read_jsonl(p), _memory(p)) for p in paths] for m, paths in runs.items()}
+    for x, xlabel, name in (("data_consumed", "prompts consumed", "curves_data.png"),
+                            ("seconds", "wall-clock seconds", "curves_time.png")):
+        series = {m: _mean_curve([_curve(rows, mem, x) for rows, mem in runs_])
+                  for m, runs_ in loaded.items()}
+        if any(series.values()):
+            path = plot_curves(series, xlabel, "reward (mean over objectives)", fig_dir / name,
+                               title=f"reward vs {xlabel}")
+            sec.blocks.append(Figure(path, f"Reward vs {xlabel}, mean over seeds: greedy "
+                                           "validation reward (SCST runs) or mean rollout reward "
+                                           "per iteration (MOLMA runs).", half=True))
+    if not sec.blocks:
+        sec.note = "the training logs hold no reward records yet."
+    return sec
+
+
+def _search_dirs(run_dir: Path) -> list[Path]:
+    dirs = [sd / "search" for sd in seed_dirs(run_dir)] + [run_dir / "search"]
+    return [d for d in dirs if d.is_dir()]
+
+
+def search_section(run_dir: Path, fig_dir: Path) -> Section:
+    sec = Section("search", "Hierarchical grid search (EMORL Figure 4)")
+    dirs = _search_dirs(run_dir)
+    if not dirs:
+        sec.note = "no search folder yet: the search stage has not run."
+        return sec
+    d = dirs[0]
+    best = _json(d / "best.json") or _json(d / "summary.json")
+    if best:
+        sec.blocks.append(Text(_search_summary(best, d, len(dirs))))
+    pngs = sorted(d.glob("search_iter_*.png"))  # the overview repeats these panels
+    for png in pngs:
+        sec.blocks.append(Figure(_copy(png, fig_dir, f"{d.parent.name}_{png.name}"),
+                                 f"{d.parent.name}: {png.stem.replace('_', ' ')}",
+                                 half="overview" not in png.name))
+    if not best and not pngs:
+        sec.note = f"{d} holds no search results or figures yet."
+    return sec
+
+
+def _search_summary(best: dict[str, Any], d: Path, n_seeds: int) -> str:
+    weights = best.get("best_weights") or best.get("weights") or best.get("best_point")
+    if isinstance(weights, dict):
+        weights = ", ".join(f"{k} = {v:.4g}" for k, v in weights.items())
+    parts = [f"Best weights ({d.parent.name}): {weights}"]
+    for key, label in (("best_score", "score"), ("n_points_visited", "grid points visited"),
+                       ("n_evaluations", "decoded (the rest cached or equal after normalising)"),
+                       ("seconds", "seconds")):
+        if best.get(key) is not None:
+            value = best[key]
+            parts.append(f"{label}: {value:.4g}" if isinstance(value, float) else
+                         f"{label}: {value}")
+    iters = len((_json(d / "history.json") or {}).get("history") or [])
+    if best.get("method") == "hierarchical" and iters and best.get("experts"):
+        full = (2 ** iters + 1) ** len(best["experts"])
+        parts.append(f"a full grid at the final step 1/{2 ** iters} has {full} points")
+    if n_seeds > 1:
+        parts.append(f"figures of the first of {n_seeds} seeds")
+    return "; ".join(parts) + "."
+
+
+def _copy(src: Path, fig_dir: Path, name: str) -> Path:
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    dst = fig_dir / name
+    shutil.copyfile(src, dst)
+    return dst
+
+
+def _search_points(d: Path) -> tuple[list[str], list[list[float]], list[list[float]]]:
+    """(objective names, per-objective rewards, weights) of every evaluated point; the weights
+    are in the order of the search's experts (summary.json `experts`)."""
+    recs = read_jsonl(d / "results.jsonl")
+    recs = [r for r in recs if r.get("objectives")]
+    if not recs:
+        return [], [], []
+    names = list(recs[0]["objectives"])
+    return (names, [[float(r["objectives"][n]) for n in names] for r in recs],
+            [list(r.get("normalised", r.get("point", []))) for r in recs])
+
+
+def pareto_section(run_dir: Path, fig_dir: Path) -> Section:
+    from moalign.evaluation.metrics import hypervolume, pareto_front
+    from moalign.runs.plots import plot_pareto
+
+    sec = Section("pareto", "Pareto front of the evaluated weight points")
+    dirs = _search_dirs(run_dir)
+    names, values, points = _search_points(dirs[0]) if dirs else ([], [], [])
+    if len(names) < 2 or not values:
+        sec.note = "needs search/results.jsonl with per-objective rewards for >= 2 objectives."
+        return sec
+    front = pareto_front(values)
+    path = plot_pareto(values, names, front, fig_dir / "pareto.png")
+    hv = hypervolume(values, [0.0] * len(names))
+    sec.blocks.append(Figure(path, f"{len(values)} evaluated points, {len(front)} on the front; "
+                                   f"hypervolume w.r.t. the origin = {hv:.4f}."))
+    groups: dict[tuple[float, ...], list[int]] = {}  # equal rewards: one row, all weight points
+    for i in front:
+        groups.setdefault(tuple(values[i]), []).append(i)
+    rows = [["; ".join(", ".join(f"{w:.3g}" for w in points[i]) for i in idx),
+             *(f"{v:.4f}" for v in vals)] for vals, idx in list(groups.items())[:12]]
+    experts = (_json(dirs[0] / "summary.json") or {}).get("experts")
+    head = f"weights ({', '.join(experts)})" if experts else "weights"
+    sec.blocks.append(Table([head, *names], rows, "Pareto-optimal weight points (points with "
+                                                  "equal rewards share a row)."))
+    return sec
+
+
+def molma_section(run_dir: Path, fig_dir: Path) -> Section:
+    sec = Section("molma", "MOLMA: reward models, win rates and reward distributions")
+    rms = {p.parent.name: _json(p) for p in sorted(run_dir.glob("reward_models/*/metrics.json"))}
+    wins = _json(run_dir / "compare" / "win_rates.json")
+    if not rms and wins is None:
+        sec.note = "no MOLMA artifacts (reward_models/*/metrics.json, compare/win_rates.json)."
+        return sec
+    if rms:
+        rows = [[n, f"{m.get('val_accuracy', float('nan')):.4f}", str(m.get("n_val", "?"))]
+                for n, m in rms.items() if m]
+        sec.blocks.append(Table(["reward model", "held-out pairwise accuracy", "pairs"], rows))
+    if wins:
+        sec.blocks.append(_win_table(wins))
+    scatter = run_dir / "compare" / "reward_scatter.png"
+    if scatter.is_file():
+        sec.blocks.append(Figure(_copy(scatter, fig_dir, "reward_scatter.png"),
+                                 "Per-prompt rewards of each model (MOLMA Figure 3)."))
+    return sec
+
+
+def _win_table(wins: dict[str, Any]) -> Table:
+    names = wins["objectives"]
+    rows = []
+    for opp in wins["opponents"]:
+        cells = []
+        for o in names:
+            w = wins["rates"][opp][o]
+            cells.append(f"{w['win_rate']:.1%} ({w['win']}/{w['tie']}/{w['loss']})")
+        rows.append([f"{wins['model']} vs {opp}", *cells])
+    return Table(["comparison", *names], rows, "Win rate of MOLMA's response against the other "
+                 "system's response to the same prompt (wins/ties/losses; a tie counts half), "
+                 f"over {wins.get('n_prompts', '?')} responses (test prompts × seeds × runs; "
+                 "MOLMA Figure 2).")
+
+
+def human_section(run_dir: Path) -> Section:
+    sec = Section("human", "Human evaluation")
+    data = _json(run_dir / "human_eval" / "scores.json")
+    if data is None:
+        sec.note = ("no human ratings imported (export a sheet with `moalign human-eval export`, "
+                    "import with `moalign human-eval import --out RUN/human_eval/scores.json`).")
+        return sec
+    scores = data["scores"]
+    names = sorted({o for s in scores.values() for o in s})
+    rows = [[sys_, *(f"{s.get(o, float('nan')):.4f}" for o in names)]
+            for sys_, s in scores.items()]
+    sec.blocks.append(Table(["system", *names], rows,
+                            f"Ratings 0/1/2 scaled to 0..1; {data.get('n_raters')} rater(s)."))
+    agree = data.get("agreement") or {}
+    if agree:
+        rows = [[o, *(("—" if a.get(k) is None else f"{a[k]:.3f}")
+                      for k in ("percent_agreement", "cohen_kappa", "fleiss_kappa"))]
+                for o, a in agree.items()]
+        sec.blocks.append(Table(["objective", "% agreement", "Cohen's κ", "Fleiss' κ"], rows))
+    return sec
+
+
+def samples_section(run_dir: Path, table: dict[str, Any] | None, n: int = 3) -> Section:
+    sec = Section("samples", "Sample generations side by side")
+    gen_dir = run_dir / "eval" / "generations"
+    files = sorted(gen_dir.glob("*.jsonl")) if gen_dir.is_dir() else []
+    if not files:
+        sec.note = "no eval/generations/*.jsonl yet."
+        return sec
+    labels = {m["key"]: m["label"] for m in (table or {}).get("methods", [])}
+    order = list(labels) + sorted(f.stem for f in files if f.stem not in labels)
+    by_method = {f.stem: read_jsonl(f) for f in files}
+    first = next(iter(by_method.values()))
+    prompts = list(dict.fromkeys(r["prompt"] for r in first))[:n]
+    for i, prompt in enumerate(prompts):
+        rows = []
+        for key in (k for k in order if k in by_method):
+            rec = next((r for r in by_method[key] if r["prompt"] == prompt), None)
+            if rec is not None:
+                got = rec.get("rewards") or {}
+                names = [o for o in (table or {}).get("objectives", []) if o in got] or list(got)
+                rewards = ", ".join(f"{o} {got[o]:.2f}" for o in names)
+                rows.append([labels.get(key, key), rec["response"], rewards])
+        sec.blocks.append(Text(f"Prompt {i + 1} (first evaluation seed and run): {prompt}"))
+        sec.blocks.append(Table(["method", "response", "rewards"], rows))
+    return sec
+
+
+def config_section(run_dir: Path) -> Section:
+    sec = Section("config", "Resolved config")
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        sec.note = "config.yaml is missing."
+        return sec
+    sec.blocks.append(Code(path.read_text(encoding="utf-8")))
+    return sec
+
+
+def build_sections(run_dir: Path, fig_dir: Path) -> list[Section]:
+    study = _json(run_dir / "study.json")
+    table = _json(run_dir / TABLE)
+    kind = str((study or {}).get("kind", "emorl"))
+    sections = [overview_section(run_dir, study), rewards_section(table, kind)]
+    if kind == "molma":
+        sections += [curves_section(run_dir, fig_dir, kind), molma_section(run_dir, fig_dir)]
+    else:
+        sections += [efficiency_section(table), curves_section(run_dir, fig_dir),
+                     search_section(run_dir, fig_dir), pareto_section(run_dir, fig_dir),
+                     molma_section(run_dir, fig_dir)]
+    sections += [human_section(run_dir), samples_section(run_dir, table),
+                 config_section(run_dir)]
+    return sections
+
+
+# ----------------------------------------------------------------------------- rendering
+
+CSS = """
+body{font:15px/1.5 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#222;margin:0;
+background:#f6f7f9}main{max-width:1180px;margin:0 auto;padding:24px 32px 64px;background:#fff}
+h1{font-size:26px;margin:8px 0 4px}h2{font-size:20px;margin:32px 0 10px;padding-bottom:4px;
+border-bottom:2px solid #e3e6ea}nav{font-size:13px;margin:6px 0 18px}nav a{margin-right:12px;
+color:#3b6fb6;text-decoration:none}table{border-collapse:collapse;margin:8px 0 4px;font-size:13px}
+th,td{border:1px solid #dde1e6;padding:5px 9px;text-align:left;vertical-align:top}
+th{background:#eef1f5}tr:nth-child(even) td{background:#fafbfc}caption{caption-side:bottom;
+text-align:left;color:#666;font-size:12px;padding:4px 0}td.resp{max-width:620px}
+figure{margin:12px 0}figure img{max-width:100%;border:1px solid #e3e6ea}
+figure.half{display:inline-block;width:48%;margin:8px 1% 8px 0;vertical-align:top}
+td.best{font-weight:700;background:#eaf4ea!important}figcaption{color:#666;
+font-size:12px}.note{color:#8a6d3b;background:#fcf8e3;border:1px solid #faebcc;padding:8px 12px;
+border-radius:4px}pre{background:#f4f5f7;padding:12px;overflow:auto;font-size:12px;
+max-height:480px}.muted{color:#777;font-size:12px}
+"""
+
+
+def _html_block(block: Block) -> str:
+    esc = html.escape
+    if isinstance(block, Text):
+        return f"<p>{esc(block.text)}</p>"
+    if isinstance(block, Code):
+        return f"<details open><summary>config.yaml</summary><pre>{esc(block.text)}</pre></details>"
+    if isinstance(block, Figure):
+        data = base64.b64encode(block.path.read_bytes()).decode("ascii")
+        return (f'<figure class="{"half" if block.half else ""}"><img alt="{esc(block.caption)}"'
+                f' src="data:image/png;base64,{data}"><figcaption>{esc(block.caption)}'
+                "</figcaption></figure>")
+    head = "".join(f"<th>{esc(h)}</th>" for h in block.headers) if any(block.headers) else ""
+
+    def cell(i: int, j: int, c: str) -> str:
+        cls = " ".join(n for n, on in (("resp", len(c) > 60), ("best", (i, j) in block.bold))
+                       if on)
+        return f'<td class="{cls}">{esc(c)}</td>' if cls else f"<td>{esc(c)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(i, j, c) for j, c in enumerate(row)) + "</tr>"
+                   for i, row in enumerate(block.rows))
+    cap = f"<caption>{esc(block.caption)}</caption>" if block.caption else ""
+    return f"<table>{cap}{f'<tr>{head}</tr>' if head else ''}{body}</table>"
+
+
+def render_html(title: str, sections: list[Section]) -> str:
+    nav = "".join(f'<a href="#{s.key}">{html.escape(s.title.split(" (")[0])}</a>'
+                  for s in sections)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+             f"</title><style>{CSS}</style></head><body><main><h1>{html.escape(title)}</h1>"
+             f"<div class='muted'>moalign report, built from the run's artifacts only</div>"
+             f"<nav>{nav}</nav>"]
+    for s in sections:
+        parts.append(f'<section id="{s.key}"><h2>{html.escape(s.title)}</h2>')
+        if s.note:
+            parts.append(f'<p class="note">Not available: {html.escape(s.note)}</p>')
+        parts.extend(_html_block(b) for b in s.blocks)
+        parts.append("</section>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_block(block: Block, out_dir: Path) -> str:
+    if isinstance(block, Text):
+        return block.text
+    if isinstance(block, Code):
+        return f"```yaml\n{block.text.rstrip()}\n```"
+    if isinstance(block, Figure):
+        rel = block.path.relative_to(out_dir).as_posix()
+        return f"![{block.caption}]({rel})\n\n*{block.caption}*"
+    headers = [h or " " for h in block.headers]
+    lines = ["| " + " | ".join(map(_md_cell, headers)) + " |",
+             "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(f"**{_md_cell(c)}**" if (i, j) in block.bold else _md_cell(c)
+                                for j, c in enumerate(row)) + " |"
+              for i, row in enumerate(block.rows)]
+    if block.caption:
+        lines.append(f"\n*{_md_cell(block.caption)}*")
+    return "\n".join(lines)
+
+
+def render_markdown(title: str, sections: list[Section], out_dir: Path) -> str:
+    parts = [f"# {title}", "", "*moalign report, built from the run's artifacts only*", ""]
+    for s in sections:
+        parts += [f"## {s.title}", ""]
+        if s.note:
+            parts += [f"> Not available: {s.note}", ""]
+        for b in s.blocks:
+            parts += [_md_block(b, out_dir), ""]
+    return "\n".join(parts)
+
+
+def build_report(run_dir: str | Path) -> tuple[Path, Path]:
+    """Write `RUN_DIR/report/report.html` (self-contained) and `report.md`; return both."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {run_dir} does not exist")
+    out_dir = run_dir / REPORT_DIR
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    study = _json(run_dir / "study.json") or {}
+    name = study.get("name") or run_dir.name
+    title = f"moalign {study.get('kind', '').upper() or 'run'} study: {name}"
+    sections = build_sections(run_dir, fig_dir)
+    html_path = atomic_write_text(out_dir / "report.html", render_html(title, sections))
+    md_path = atomic_write_text(out_dir / "report.md",
+                                render_markdown(title, sections, out_dir))
+    return html_path, md_path

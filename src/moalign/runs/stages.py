@@ -1,0 +1,304 @@
+"""The machinery every `moalign run` study shares (EMORL in `moalign.emorl.study`, MOLMA in
+`moalign.molma.study`).
+
+* Stages: `stage(run_dir, name, fn)` runs `fn` once and leaves the completion marker
+  `stages/<name>.json` (seconds, finish time, a small result); a marked stage is skipped, so an
+  interrupted study resumes where it stopped. Artifacts are written atomically.
+* Seeds: every training seed writes its models under `seed_<s>/`; an evaluation seed decodes the
+  models of the training seed `model_seed` maps it to (itself when it trains models).
+* Evaluation units: one (system, seed, generation run) = one atomic file
+  `eval/units/<system>/seed_<s>_run_<r>.json` with every response and its rewards, diversity-2
+  and edit rate; a unit file that exists is never recomputed.
+* Summary: `eval/table.json` (mean ± std over seeds × runs per system, training cost per system)
+  and `eval/generations/<system>.jsonl`, the inputs of `moalign.runs.report`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moalign.core.config import require
+from moalign.core.io import atomic_write_json
+
+# ----------------------------------------------------------------------------- config sections
+
+
+@dataclass
+class PolicySection:
+    """The policy to fine-tune (causal LM or encoder-decoder such as T5) and its prompt."""
+
+    name: str = "smollm2-135m-instruct"  # bundled id, local model folder, or HF id (causal/T5)
+    system: str | None = None  # system prompt (chat models) or prefix (others)
+    device: str = "auto"
+
+
+@dataclass
+class EvaluationSection:
+    """Decoding of the test prompts: `seeds` × `runs` generation runs per system."""
+
+    seeds: list[int] = field(default_factory=lambda: [0])  # train their own models by default
+    runs: int = 1  # generation runs per seed
+    test_prompts: int = 0  # 0: the whole test split
+    max_new_tokens: int = 64
+    do_sample: bool = True
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def validate(self) -> None:
+        check_seeds(self.seeds, "evaluation.seeds")
+        require(self.runs >= 1, f"evaluation.runs must be >= 1, got {self.runs}")
+        require(self.test_prompts >= 0, "evaluation.test_prompts must be >= 0 (0: all)")
+        require(self.max_new_tokens >= 1, "evaluation.max_new_tokens must be >= 1")
+        require(self.do_sample or self.runs == 1, "greedy decoding (do_sample: false) gives the "
+                "same output every run; set runs: 1 or do_sample: true")
+
+
+# ----------------------------------------------------------------------------- seeds and names
+
+
+def check_seeds(seeds: list[int] | None, where: str) -> None:
+    if seeds is not None:
+        require(len(seeds) >= 1 and len(set(seeds)) == len(seeds),
+                f"{where} must be distinct seeds, e.g. [0, 1], got {seeds}")
+
+
+def training_seeds(cfg: Any) -> list[int]:
+    """Seeds that train models: `training.seeds`, else every evaluation seed."""
+    return list(cfg.training.seeds or cfg.evaluation.seeds)
+
+
+def model_seed(cfg: Any, seed: int) -> int:
+    """The training seed whose models evaluation seed `seed` decodes (round robin)."""
+    ts = training_seeds(cfg)
+    return seed if seed in ts else ts[cfg.evaluation.seeds.index(seed) % len(ts)]
+
+
+def objective_name(spec: Any) -> str:
+    """Directory / adapter name of an objective spec (embedded name, folder, or dict `name`)."""
+    if isinstance(spec, dict):
+        require("name" in spec, f"objective {spec} needs a `name` (used for its expert)")
+        return str(spec["name"])
+    require(isinstance(spec, str) and ":" not in spec, f"objective {spec!r}: write it as a "
+            "mapping with a name, e.g. {name: you, kind: python, function: pkg.mod:func}")
+    return Path(spec).name
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def say(message: str) -> None:
+    print(f"[moalign {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def stage(run_dir: Path, name: str, fn: Callable[[], Any]) -> Any:
+    """Run `fn` unless `stages/<name>.json` exists; then write that marker with its result."""
+    marker = run_dir / "stages" / f"{name}.json"
+    if marker.is_file():
+        say(f"skip {name} (done)")
+        return read_json(marker).get("result")
+    say(f"start {name}")
+    t0 = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - t0
+    atomic_write_json(marker, {"stage": name, "seconds": round(seconds, 3),
+                               "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "result": result})
+    say(f"done  {name} in {seconds:.1f} s")
+    return result
+
+
+def start_run(cfg: Any, kind: str) -> Path:
+    """Create the run directory and save the resolved config (warn when it changed)."""
+    from moalign.core.config import save_config, to_dict
+
+    cfg.validate()
+    run_dir = Path(cfg.out_dir)
+    old = run_dir / "config.yaml"
+    if old.is_file():
+        import yaml
+
+        before = yaml.safe_load(old.read_text(encoding="utf-8"))
+        if before != json.loads(json.dumps(to_dict(cfg), default=str)):
+            say(f"{old} differs from this config; completed stages are kept (delete "
+                f"{run_dir}/stages/<stage>.json to redo one)")
+    save_config(cfg, run_dir)
+    study = {"kind": kind, "name": cfg.name or run_dir.name, "policy": cfg.policy.name,
+             "objectives": _study_objectives(cfg), "seeds": cfg.evaluation.seeds,
+             "training_seeds": training_seeds(cfg),
+             "runs": cfg.evaluation.runs, "test_prompts": cfg.evaluation.test_prompts}
+    atomic_write_json(run_dir / "study.json", study)
+    return run_dir
+
+
+def _study_objectives(cfg: Any) -> list[str]:
+    return [objective_name(o) for o in cfg.objectives]
+
+
+def train_or_resume(train: Callable[..., dict[str, Any]], run_cfg: Any) -> dict[str, Any]:
+    """`train(run_cfg, resume=...)` unless the run's summary.json exists (then its content);
+    a run with a checkpoint continues from it, so a killed study loses at most `save_every`
+    steps."""
+    from moalign.core.checkpoint import has_checkpoint
+
+    done = Path(run_cfg.out_dir) / "summary.json"
+    if done.is_file():
+        return read_json(done)
+    resume = has_checkpoint(run_cfg.out_dir)
+    if resume:
+        say(f"resume {run_cfg.out_dir} from its last checkpoint")
+    return train(run_cfg, resume=resume)
+
+
+def seed_dir(run_dir: Path, seed: int) -> Path:
+    return run_dir / f"seed_{seed}"
+
+
+def fan_out(fn: Callable[..., Any], jobs: list[dict[str, Any]], workers: int,
+            names: list[str], ray_address: str | None = None,
+            gpus_per_job: float = 0.0) -> list[Any]:
+    """The `workers` hook: jobs run here one by one (all threads) for 1 worker and no
+    ``ray_address``; else as Ray tasks (`moalign.scale.ray_jobs.fan_out`), on a local cluster sharing
+    this machine's cores or on the existing cluster at ``ray_address`` (e.g. ``auto``)."""
+    import os
+
+    from moalign.scale.ray_jobs import fan_out as distributed_fan_out
+
+    if workers <= 1 and not ray_address:
+        return [fn(**job) for job in jobs]
+    cpus = 1 if ray_address else max(1, (os.cpu_count() or 1) // workers)
+    return distributed_fan_out(fn, jobs, workers=workers, names=names, num_cpus=cpus,
+                               ray_address=ray_address, num_gpus=gpus_per_job)
+
+
+# ----------------------------------------------------------------------------- evaluation units
+
+
+@dataclass
+class System:
+    key: str
+    label: str
+    group: str  # "ensemble": the seed's experts; "adapters": extra adapters on a fresh policy
+    make: Callable[[Any], Any]  # loaded models -> GenerateFn
+
+
+def base_label(name: str) -> str:
+    return f"{Path(name).name} (untrained)"
+
+
+def unit_path(run_dir: Path, system: str, seed: int, run: int) -> Path:
+    return run_dir / "eval" / "units" / system / f"seed_{seed}_run_{run}.json"
+
+
+def evaluate_unit(fn: Any, prompts: list[str], scorers: list[Any], gen_seed: int
+                  ) -> dict[str, Any]:
+    """Generate once for every test prompt and score it (rewards, diversity-2, edit rate)."""
+    from moalign.evaluation.evaluate import score_responses
+
+    t0 = time.perf_counter()
+    responses = [r.strip() for r in fn(prompts, gen_seed)]
+    s = score_responses(prompts, responses, scorers)
+    return {"objectives": s["objectives"], "score": s["score"], "diversity2": s["diversity2"],
+            "edit_rate": s["edit_rate"], "n": s["n"], "gen_seed": gen_seed,
+            "seconds": round(time.perf_counter() - t0, 3), "prompts": prompts,
+            "responses": responses, "per_example": s["per_example"]}
+
+
+def run_units(cfg: Any, run_dir: Path, systems: list[System], prompts: list[str],
+              load: Callable[[int, str], dict[str, Any]], objectives: list[Any]) -> int:
+    """Evaluate every (system, seed, run) that has no unit file yet; load models lazily."""
+    from moalign.rewards.scorers import build_scorers
+
+    scorers, done = build_scorers(list(objectives)), 0
+    for seed in cfg.evaluation.seeds:
+        loaded: dict[str, dict[str, Any]] = {}
+        for system in systems:
+            for run in range(cfg.evaluation.runs):
+                path = unit_path(run_dir, system.key, seed, run)
+                if path.is_file():
+                    continue
+                if system.group not in loaded:
+                    loaded[system.group] = load(seed, system.group)
+                say(f"evaluate {system.key} seed {seed} run {run}")
+                unit = evaluate_unit(system.make(loaded[system.group]), prompts, scorers,
+                                     1000 * seed + run)
+                atomic_write_json(path, {"system": system.key, "seed": seed, "run": run, **unit})
+                done += 1
+        loaded.clear()
+    return done
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def _ms(values: list[float]) -> list[float] | None:
+    from moalign.evaluation.metrics import mean_std
+
+    return list(mean_std(values)) if values else None
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def method_row(key: str, label: str, units: list[dict[str, Any]], names: list[str],
+               cost: dict[str, list[float]] | None) -> dict[str, Any]:
+    return {"key": key, "label": label, "n": len(units),
+            "rewards": {n: _ms([u["objectives"][n] for u in units]) for n in names},
+            "mean_reward": _ms([u["score"] for u in units]),
+            "diversity2": _ms([u["diversity2"] for u in units]),
+            "edit_rate": _ms([u["edit_rate"] for u in units]),
+            "data": _ms(cost["data"]) if cost else None,
+            "seconds": _ms(cost["seconds"]) if cost else None}
+
+
+def write_generations(run_dir: Path, key: str, units: list[dict[str, Any]],
+                      names: list[str]) -> None:
+    """eval/generations/<system>.jsonl: every response with its rewards (report, human eval)."""
+    from moalign.core.io import write_jsonl
+
+    rows = []
+    for u in units:
+        for i, (p, r) in enumerate(zip(u["prompts"], u["responses"], strict=True)):
+            rows.append({"seed": u["seed"], "run": u["run"], "index": i, "prompt": p,
+                         "response": r, "rewards": {n: u["per_example"][n][i] for n in names}})
+    write_jsonl(run_dir / "eval" / "generations" / f"{key}.jsonl", rows)
+
+
+def summarise(cfg: Any, run_dir: Path, systems: list[System],
+              costs: dict[str, dict[str, list[float]]], n_prompts: int) -> dict[str, Any]:
+    """eval/table.json (EMORL Table 1/2 numbers, mean ± std over seeds × runs)."""
+    names = _study_objectives(cfg)
+    methods = []
+    for system in systems:
+        units = [read_json(p) for p in sorted((run_dir / "eval" / "units" / system.key)
+                                             .glob("*.json"))]
+        if not units:
+            continue
+        methods.append(method_row(system.key, system.label, units, names, costs.get(system.key)))
+        write_generations(run_dir, system.key, units, names)
+    table = {"objectives": names, "seeds": cfg.evaluation.seeds, "runs": cfg.evaluation.runs,
+             "training_seeds": training_seeds(cfg),
+             "n_prompts": n_prompts, "methods": methods}
+    atomic_write_json(run_dir / "eval" / "table.json", table)
+    return {"methods": [m["key"] for m in methods]}
+
+
+def write_report(run_dir: Path) -> tuple[Path, Path]:
+    """Always rebuilt (cheap): the report reflects every artifact present now."""
+    from moalign.runs.report import build_report
+
+    html_path, md_path = build_report(run_dir)
+    say(f"report: {html_path}")
+    return html_path, md_path
+
+
+def finish_study(run_dir: Path, seconds: float) -> None:
+    study = read_json(run_dir / "study.json")
+    study["last_invocation_seconds"] = round(seconds, 1)
+    study["systems"] = [m["key"] for m in read_json(run_dir / "eval" / "table.json")["methods"]]
+    atomic_write_json(run_dir / "study.json", study)
