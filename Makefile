@@ -21,7 +21,7 @@ setup: $(STAMP)
 	$(BIN)/moalign prepare
 
 demo: setup
-	$(BIN)/moalign run configs/counsel-demo.yaml
+	$(BIN)/moalign run counsel-demo
 
 test: setup
 	$(BIN)/python -m pytest -q

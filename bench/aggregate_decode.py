@@ -1,5 +1,5 @@
 """Benchmark: cached `states` aggregation of 3 LoRA experts vs single-expert `generate` and the
-naive paper-style loop (EMORL §4.1, SPEC §3).
+naive paper-style loop (EMORL §4.1).
 
 Same 8 prompts, greedy, 64 new tokens, EOS disabled so every method decodes the full length
 (tokens/s = 8·64 / seconds). One timed run per method after a short warm-up.
@@ -33,6 +33,7 @@ from moalign.models import (
     tiny_causal_lm,
 )
 from moalign.rollout import encode_prompts
+from moalign.sampling import Sampling
 
 EXPERTS = ("reflection", "empathy", "fluency")
 TOPICS = ("my job", "my sister", "sleep", "exams", "moving house", "my dog", "money", "friends")
@@ -93,9 +94,9 @@ def main() -> None:
     ens = Ensemble(policy, list(EXPERTS))
     prompts = format_prompts(policy, [f"I keep worrying about {t}." for t in TOPICS])
     n, weights = args.new_tokens, [0.6, 0.3, 0.1]
-    run = dict(max_new_tokens=n, eos_token_id=[])
+    run = dict(sampling=Sampling.greedy(n), eos_token_id=[])
     single_expert(policy, prompts[:2], 2)  # warm-up
-    generate_ids(ens, prompts[:2], weights, max_new_tokens=2)
+    generate_ids(ens, prompts[:2], weights, sampling=Sampling.greedy(2))
 
     singles, states = [], []
     for _ in range(max(1, args.repeats)):  # interleaved: both see the same machine load

@@ -1,4 +1,4 @@
-"""Train one SCST expert under `accelerate launch` (DDP or FSDP, SPEC B3).
+"""Train one SCST expert under `accelerate launch` (DDP or FSDP).
 
     accelerate launch --config_file configs/accelerate/ddp.yaml scripts/train_expert_accelerate.py \
         --objective reflection --out-dir runs/experts/reflection max_steps=200 batch_size=16
@@ -31,27 +31,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace):  # -> SCSTConfig
-    from moalign.core.config import load_config
+    """The `moalign train-expert` convention: --config YAML, the flags, then key=value."""
+    from moalign.commands import command_config
     from moalign.emorl.scst import SCSTConfig
 
-    extra = {"objectives": [args.objective] if args.objective else None,
-             "policy": args.policy, "out_dir": args.out_dir, "seed": args.seed}
-    overrides = {k: v for k, v in extra.items() if v is not None}
-    return load_config(SCSTConfig, args.config, {**overrides, **_overrides(args.overrides)})
-
-
-def _overrides(items: list[str]) -> dict:
-    import yaml
-
-    from moalign.core.config import ConfigError
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key=value")
-        key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+    return command_config(SCSTConfig, args.config, args.overrides,
+                          objectives=[args.objective] if args.objective else None,
+                          policy=args.policy, out_dir=args.out_dir, seed=args.seed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -100,7 +100,8 @@ def tiny_study_overrides(base: Path, prompts: Path, out: Path) -> dict[str, Any]
         "data": {"train": p, "val": p, "test": p},
         "training": {"n_samples": 2, "max_new_tokens": 4, "batch_size": 2, "val_every": 1,
                      "val_batch": 2, "max_steps": 2, "window": 5, "save_every": 1,
-                     "lr": 0.05, "seeds": [0], "extra": {"progress": False}},
+                     "lr": 0.05, "progress": False},
+        "training_seeds": [0],
         "search": {"iterations": 1, "n_prompts": 2, "max_new_tokens": 4},
         # two evaluation seeds decode the models of the one training seed, one run each
         "evaluation": {"seeds": [0, 1], "runs": 1, "test_prompts": 2, "max_new_tokens": 4},

@@ -1,4 +1,4 @@
-"""Decode-time aggregation of LoRA experts (EMORL §4.1 Eq. 2, Appendix 11 Eq. 3; SPEC §3).
+"""Decode-time aggregation of LoRA experts (EMORL §4.1 Eq. 2, Appendix 11 Eq. 3).
 
 Tiny random models with three LoRA experts whose B matrices are random (seeded), so experts differ
 and outputs change with the weights. References are independent: PEFT/HF `generate` with one
@@ -22,6 +22,7 @@ from moalign.emorl.lora_batching import lora_layers
 from moalign.emorl.soup import soup_adapter
 from moalign.models import attach_lora, save_adapter, tiny_causal_lm, tiny_t5
 from moalign.rollout import encode_prompts, pad_token_id
+from moalign.sampling import Sampling
 
 EXPERTS = ["reflection", "empathy", "fluency"]
 PROMPTS = [
@@ -30,6 +31,7 @@ PROMPTS = [
     "My sister and I argue every single time we talk on the phone about our parents",
 ]
 N = 12
+GREEDY = Sampling.greedy(N)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -108,7 +110,7 @@ def test_one_expert_at_weight_one_equals_its_own_generate(ens, level, space, mon
     stopped_early = False
     for k, adapter in enumerate(EXPERTS):
         ref = _own_generate(ens, adapter)
-        ours = generate_ids(ens, PROMPTS, _one_hot(k), level=level, max_new_tokens=N,
+        ours = generate_ids(ens, PROMPTS, _one_hot(k), level=level, sampling=GREEDY,
                             logits_space=space)
         assert torch.equal(ours, ref), (level, adapter)
         stopped_early |= bool((ref[:, :-1] == eos).any())
@@ -116,7 +118,7 @@ def test_one_expert_at_weight_one_equals_its_own_generate(ens, level, space, mon
 
 
 def test_experts_differ_and_weights_change_the_output(ens):
-    outs = [generate_ids(ens, PROMPTS, w, max_new_tokens=N)
+    outs = [generate_ids(ens, PROMPTS, w, sampling=GREEDY)
             for w in (_one_hot(0), _one_hot(1), _one_hot(2), [0.2, 0.5, 0.3])]
     for i in range(len(outs)):
         for j in range(i + 1, len(outs)):
@@ -128,16 +130,16 @@ def test_experts_differ_and_weights_change_the_output(ens):
 def test_cached_decode_equals_naive_reference(ens, level, space, monkeypatch):
     _plant_eos(ens, monkeypatch)
     w = [0.5, 0.3, 0.9]
-    ours = generate_ids(ens, PROMPTS, w, level=level, max_new_tokens=N, logits_space=space)
-    naive = generate_naive_ids(ens, PROMPTS, w, level=level, max_new_tokens=N, logits_space=space)
+    ours = generate_ids(ens, PROMPTS, w, level=level, sampling=GREEDY, logits_space=space)
+    naive = generate_naive_ids(ens, PROMPTS, w, level=level, sampling=GREEDY, logits_space=space)
     assert torch.equal(ours, naive)
 
 
 def test_peft_mixed_batch_fallback_equals_fast_path(ens, monkeypatch):
     w = torch.tensor([[0.5, 0.3, 0.9], [1.0, 0.0, 0.2], [0.1, 0.1, 0.1]])
-    fast = generate_ids(ens, PROMPTS, w, max_new_tokens=N)
+    fast = generate_ids(ens, PROMPTS, w, sampling=GREEDY)
     monkeypatch.setattr(lora_batching, "_fast_path_ok", lambda *args: False)
-    assert torch.equal(generate_ids(ens, PROMPTS, w, max_new_tokens=N), fast)
+    assert torch.equal(generate_ids(ens, PROMPTS, w, sampling=GREEDY), fast)
 
 
 def test_soup_adapter_is_exactly_the_weighted_sum_of_deltas(ens):
@@ -173,7 +175,7 @@ def _merged_reference(ens: Ensemble, w: list[float], n: int = N) -> torch.Tensor
 
 @pytest.mark.parametrize("w", [[1.0, 0.0, 0.0], [0.6, 0.3, 0.8]])
 def test_params_equals_explicitly_merged_model(ens, w):
-    ours = generate_ids(ens, PROMPTS, w, level="params", max_new_tokens=N)
+    ours = generate_ids(ens, PROMPTS, w, level="params", sampling=GREEDY)
     assert torch.equal(ours, _merged_reference(ens, w))
     assert set(ens.model.peft_config) == set(EXPERTS)  # temporary adapters deleted
 
@@ -187,17 +189,17 @@ def test_permuting_experts_with_their_weights_changes_nothing(ens, level):
     w = [0.6, 0.3, 0.8]
     perm = [2, 0, 1]
     permuted = Ensemble(ens.policy, [EXPERTS[i] for i in perm])
-    a = generate_ids(ens, PROMPTS, w, level=level, max_new_tokens=N)
-    b = generate_ids(permuted, PROMPTS, [w[i] for i in perm], level=level, max_new_tokens=N)
+    a = generate_ids(ens, PROMPTS, w, level=level, sampling=GREEDY)
+    b = generate_ids(permuted, PROMPTS, [w[i] for i in perm], level=level, sampling=GREEDY)
     assert torch.equal(a, b)
 
 
 def test_scaling_all_weights_keeps_greedy_states_output(ens):
     w = torch.tensor([0.25, 0.5, 0.125])  # powers of two: exact scaling
-    a = generate_ids(ens, PROMPTS, w, max_new_tokens=N)
-    assert torch.equal(a, generate_ids(ens, PROMPTS, 2 * w, max_new_tokens=N))
-    assert generate(ens, PROMPTS, w, max_new_tokens=N) == \
-        generate(ens, PROMPTS, 2 * w, max_new_tokens=N)
+    a = generate_ids(ens, PROMPTS, w, sampling=GREEDY)
+    assert torch.equal(a, generate_ids(ens, PROMPTS, 2 * w, sampling=GREEDY))
+    assert generate(ens, PROMPTS, w, sampling=GREEDY) == \
+        generate(ens, PROMPTS, 2 * w, sampling=GREEDY)
 
 
 @pytest.mark.parametrize("level", ["states", "logits", "params"])
@@ -205,9 +207,9 @@ def test_per_sequence_weights_equal_separate_runs(ens, level, monkeypatch):
     eos = _plant_eos(ens, monkeypatch)
     pad = pad_token_id(ens.policy)
     rows = torch.tensor([[0.6, 0.3, 0.8], [0.0, 1.0, 0.0], [0.2, 0.2, 1.0]])
-    batched = _rows(generate_ids(ens, PROMPTS, rows, level=level, max_new_tokens=N), eos, pad)
+    batched = _rows(generate_ids(ens, PROMPTS, rows, level=level, sampling=GREEDY), eos, pad)
     for b in range(len(PROMPTS)):
-        alone = generate_ids(ens, PROMPTS, rows[b], level=level, max_new_tokens=N)
+        alone = generate_ids(ens, PROMPTS, rows[b], level=level, sampling=GREEDY)
         assert batched[b] == _rows(alone, eos, pad)[b], (level, b)
 
 
@@ -216,10 +218,10 @@ def test_weight_points_times_prompts_in_one_batch(ens):
     points = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
     prompts = PROMPTS * len(points)
     weights = points.repeat_interleave(len(PROMPTS), dim=0)
-    texts = generate(ens, prompts, weights, max_new_tokens=N)
+    texts = generate(ens, prompts, weights, sampling=GREEDY)
     for p, point in enumerate(points):
         assert texts[p * len(PROMPTS):(p + 1) * len(PROMPTS)] == \
-            generate(ens, PROMPTS, point, max_new_tokens=N)
+            generate(ens, PROMPTS, point, sampling=GREEDY)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -228,15 +230,15 @@ def test_weight_points_times_prompts_in_one_batch(ens):
 
 @pytest.mark.parametrize("level", ["states", "logits", "params"])
 def test_sampling_with_a_fixed_seed_is_reproducible(ens, level):
-    kw = dict(level=level, max_new_tokens=N, do_sample=True, temperature=0.9, top_p=0.95)
+    sampled = Sampling(N, do_sample=True, temperature=0.9, top_p=0.95)
     w = [0.6, 0.3, 0.8]
-    a = generate_ids(ens, PROMPTS, w, seed=7, **kw)
-    assert torch.equal(a, generate_ids(ens, PROMPTS, w, seed=7, **kw))
-    assert not torch.equal(a, generate_ids(ens, PROMPTS, w, seed=8, **kw))
+    a = generate_ids(ens, PROMPTS, w, level, sampled.with_seed(7))
+    assert torch.equal(a, generate_ids(ens, PROMPTS, w, level, sampled.with_seed(7)))
+    assert not torch.equal(a, generate_ids(ens, PROMPTS, w, level, sampled.with_seed(8)))
     if level != "params":
         g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
-        assert torch.equal(generate_ids(ens, PROMPTS, w, generator=g1, **kw),
-                           generate_ids(ens, PROMPTS, w, generator=g2, **kw))
+        assert torch.equal(generate_ids(ens, PROMPTS, w, level, sampled, generator=g1),
+                           generate_ids(ens, PROMPTS, w, level, sampled, generator=g2))
 
 
 def test_aggregate_logits_levels_on_hand_tensors():
@@ -266,17 +268,37 @@ def test_aggregate_logits_levels_on_hand_tensors():
 
 def test_top_p_keeps_only_the_nucleus():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    seen = {int(agg.choose_tokens(logits, True, 1.0, 0.7, torch.Generator().manual_seed(s)))
+    nucleus = Sampling(do_sample=True, top_p=0.7)
+    seen = {int(agg.choose_tokens(logits, nucleus, torch.Generator().manual_seed(s)))
             for s in range(200)}
     assert seen == {0, 1}
-    assert int(agg.choose_tokens(logits, False, 1.0, 1.0, None)) == 0
+    assert int(agg.choose_tokens(logits, Sampling.greedy(), None)) == 0
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"max_new_tokens": 0}, "max_new_tokens >= 1"), ({"temperature": 0.0}, "temperature > 0"),
+    ({"temperature": float("nan")}, "temperature > 0"), ({"top_p": 0.0}, "0 < top_p <= 1"),
+    ({"top_p": 1.5}, "0 < top_p <= 1")])
+def test_sampling_settings_are_checked_once(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        Sampling(**kwargs)
+
+
+def test_sampling_key_and_generate_kwargs():
+    greedy = Sampling(8, temperature=0.7, top_p=0.5, seed=3)  # greedy: only the length counts
+    assert greedy.key() == Sampling.greedy(8) and greedy.key() != Sampling.greedy(9)
+    assert greedy.hf_kwargs() == {"max_new_tokens": 8, "do_sample": False}
+    sampled = Sampling(8, do_sample=True, temperature=0.7, top_p=0.5, seed=3)
+    assert sampled.key() == sampled and sampled.with_seed(4).seed == 4
+    assert sampled.hf_kwargs() == {"max_new_tokens": 8, "do_sample": True, "temperature": 0.7,
+                                   "top_p": 0.5, "top_k": 0}
 
 
 def test_cached_sampling_equals_naive_sampling(ens):
-    kw = dict(max_new_tokens=N, do_sample=True, temperature=0.8, top_p=0.9, seed=3)
+    sampled = Sampling(N, do_sample=True, temperature=0.8, top_p=0.9, seed=3)
     w = [0.6, 0.3, 0.8]
-    assert torch.equal(generate_ids(ens, PROMPTS, w, **kw),
-                       generate_naive_ids(ens, PROMPTS, w, **kw))
+    assert torch.equal(generate_ids(ens, PROMPTS, w, sampling=sampled),
+                       generate_naive_ids(ens, PROMPTS, w, sampling=sampled))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -294,11 +316,11 @@ def test_invalid_weights_raise_a_clear_error(bad):
 
 def test_invalid_weights_are_rejected_by_generate(ens):
     with pytest.raises(ValueError, match="all zero"):
-        generate(ens, PROMPTS, [0.0, 0.0, 0.0], max_new_tokens=2)
+        generate(ens, PROMPTS, [0.0, 0.0, 0.0], sampling=Sampling.greedy(2))
     with pytest.raises(ValueError, match="negative"):
-        generate(ens, PROMPTS, [0.0, -1.0, 1.0], max_new_tokens=2)
+        generate(ens, PROMPTS, [0.0, -1.0, 1.0], sampling=Sampling.greedy(2))
     with pytest.raises(ValueError, match="not one of"):
-        generate(ens, PROMPTS, [1.0, 0.0, 0.0], level="hidden", max_new_tokens=2)
+        generate(ens, PROMPTS, [1.0, 0.0, 0.0], level="hidden", sampling=Sampling.greedy(2))
 
 
 def test_parse_weights_forms():
@@ -317,10 +339,10 @@ def test_parse_weights_forms():
 
 
 def test_generate_accepts_named_weights(ens):
-    assert generate(ens, PROMPTS, "empathy=1", max_new_tokens=4) == \
-        generate(ens, PROMPTS, [0, 1, 0], max_new_tokens=4)
+    assert generate(ens, PROMPTS, "empathy=1", sampling=Sampling.greedy(4)) == \
+        generate(ens, PROMPTS, [0, 1, 0], sampling=Sampling.greedy(4))
     with pytest.raises(ObjectiveError):
-        generate(ens, PROMPTS, {"safety": 1.0}, max_new_tokens=4)
+        generate(ens, PROMPTS, {"safety": 1.0}, sampling=Sampling.greedy(4))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -339,8 +361,8 @@ def test_from_adapters_and_add_expert_leave_existing_experts_untouched(tmp_path)
     after = ens.model.state_dict()
     assert all(torch.equal(after[k], v) for k, v in before.items())
     w = [0.6, 0.3, 0.8]
-    assert torch.equal(generate_ids(ens, PROMPTS, w, max_new_tokens=N),
-                       generate_ids(Ensemble(src, EXPERTS), PROMPTS, w, max_new_tokens=N))
+    assert torch.equal(generate_ids(ens, PROMPTS, w, sampling=GREEDY),
+                       generate_ids(Ensemble(src, EXPERTS), PROMPTS, w, sampling=GREEDY))
     with pytest.raises(ConfigError, match="already"):
         ens.add_expert(EXPERTS[0], paths[EXPERTS[0]])
     with pytest.raises(ConfigError, match="no LoRA adapter"):
@@ -357,8 +379,8 @@ def test_generation_restores_training_mode_and_adapters(ens):
     model = ens.model
     model.train()
     try:
-        generate(ens, PROMPTS, [0.6, 0.3, 0.8], max_new_tokens=3)
-        generate(ens, PROMPTS, [0.6, 0.3, 0.8], level="params", max_new_tokens=3)
+        generate(ens, PROMPTS, [0.6, 0.3, 0.8], sampling=Sampling.greedy(3))
+        generate(ens, PROMPTS, [0.6, 0.3, 0.8], level="params", sampling=Sampling.greedy(3))
         assert model.training
         assert set(model.peft_config) == set(EXPERTS)
     finally:

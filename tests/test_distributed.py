@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 from moalign.core.config import ConfigError
 from moalign.emorl.scst import SCSTConfig
+from moalign.sampling import Sampling
 from moalign.scale.ray_jobs import (
     chunk_points,
     evaluate_points_parallel,
@@ -144,7 +145,7 @@ def test_ensemble_points_in_parallel_equal_sequential(tmp_path: Path, cluster) -
     run_dir = make_tiny_ensemble(tmp_path / "ens")
     factory_kwargs = {"run_dir": str(run_dir), "prompts": PROMPTS[:3],
                       "objectives": [objective("length"), objective("vowel")],
-                      "device": "cpu", "max_new_tokens": 6}
+                      "device": "cpu", "sampling": Sampling.greedy(6)}
     points = [(1.0, 0.0), (0.0, 1.0), (0.5, 0.5), (0.25, 0.75)]
     local = ensemble_evaluator(**factory_kwargs)(points)
     remote = evaluate_points_parallel(ensemble_evaluator, factory_kwargs, points, workers=2)

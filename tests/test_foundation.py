@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
-from moalign.core.config import ConfigError, load_config, parse_mapping, require, save_config
+from moalign.core.config import (
+    ConfigError,
+    load_config,
+    parse_mapping,
+    parse_overrides,
+    parse_pairs,
+    require,
+    save_config,
+)
 from moalign.core.io import append_jsonl, atomic_dir, atomic_write_text, read_jsonl
 from moalign.models import (
     attach_lora,
@@ -20,7 +29,14 @@ from moalign.models import (
     tiny_causal_lm,
     tiny_t5,
 )
-from moalign.rollout import eos_mask, policy_logprobs, reference_logprobs, sample
+from moalign.rollout import (
+    eos_mask,
+    policy_logprobs,
+    reference_logprobs,
+    sample,
+    token_logprobs,
+)
+from moalign.sampling import Sampling
 
 
 @dataclasses.dataclass
@@ -64,6 +80,21 @@ def test_config_errors_are_actionable(overrides: list[str], message: str) -> Non
         load_config(Demo, None, overrides)
 
 
+def test_one_key_value_parser(tmp_path: Path) -> None:
+    assert parse_overrides(["a.b=3", "c=null", "a.b=[x, y]", "d= e=f "]) == {
+        "a.b": ["x", "y"], "c": None, "d": "e=f"}  # a later key wins; split at the first =
+    assert parse_pairs(["x= runs/a ", "y=runs/b"], raw=True) == {"x": "runs/a", "y": "runs/b"}
+    with pytest.raises(ConfigError, match="--expert 'x' is given twice"):
+        parse_pairs(["x=a", "x=b"], "name=PATH", "--expert", raw=True, unique=True)
+    for bad in (["x="], ["=a"], ["x"]):
+        with pytest.raises(ConfigError, match="must look like name=PATH"):
+            parse_pairs(bad, "name=PATH", raw=True)
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("seed: 3\n")
+    for nulls in (["seed=null"], {"seed": None}):  # null overrides reach the config
+        assert load_config(Demo, cfg_file, nulls).seed is None
+
+
 def test_config_missing_file() -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(Demo, "/nonexistent/x.yaml")
@@ -96,7 +127,8 @@ def test_lora_roundtrip_and_rollout(factory, tmp_path: Path) -> None:
     for n, p in policy.model.named_parameters():
         if "lora_B" in n:
             torch.nn.init.normal_(p, std=0.5)
-    r = sample(policy, ["I feel tired all the time.", "Work is hard"], n=2, max_new_tokens=5)
+    r = sample(policy, ["I feel tired all the time.", "Work is hard"],
+               Sampling(5, do_sample=True), n=2)
     assert len(r) == 4 and r.response_ids.shape == r.response_mask.shape
     assert r.prompts[0] == r.prompts[1]
     lp = policy_logprobs(policy, r)
@@ -112,6 +144,24 @@ def test_eos_mask_includes_first_eos_only() -> None:
     assert eos_mask(ids, {2}).tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
 
 
+def test_token_logprobs_match_manual_values_in_float32() -> None:
+    """log π(y_t | y_<t) (EMORL §5.1, SCST Σ_t log π): exact values, 0 where masked, float32
+    from bf16 logits, and logits / temperature."""
+    logits = torch.tensor([[[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [5.0, 1.0, 1.0]]])  # (1, 3, 3)
+    ids, mask = torch.tensor([[2, 0, 1]]), torch.tensor([[1, 1, 0]])
+    lse = math.log(math.exp(1) + math.exp(2) + math.exp(3))
+    expected = torch.tensor([[3 - lse, -math.log(3.0), 0.0]])
+    torch.testing.assert_close(token_logprobs(logits, ids, mask), expected)
+    torch.testing.assert_close(token_logprobs(logits * 2, ids, mask, temperature=2.0), expected)
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 7).to(torch.bfloat16)  # (B, T, V)
+    ids = torch.randint(0, 7, (2, 4))
+    out = token_logprobs(logits, ids, torch.ones(2, 4))
+    assert out.dtype == torch.float32
+    ref = torch.log_softmax(logits.float(), -1).gather(-1, ids[..., None]).squeeze(-1)
+    torch.testing.assert_close(out, ref)
+
+
 def test_chat_formatting_uses_template() -> None:
     policy = tiny_causal_lm()
     text = format_prompts(policy, ["hello"], system="Be kind.")[0]
@@ -122,5 +172,5 @@ def test_chat_formatting_uses_template() -> None:
 @pytest.mark.slow
 def test_bundled_smollm2_generates_coherent_text() -> None:
     policy = load_policy("smollm2-135m-instruct", device="cpu")
-    r = sample(policy, ["What is the capital of France?"], max_new_tokens=16, do_sample=False)
+    r = sample(policy, ["What is the capital of France?"], Sampling.greedy(16))
     assert "Paris" in r.responses[0]

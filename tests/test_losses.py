@@ -16,28 +16,6 @@ def close(a: torch.Tensor, b, atol: float = 1e-6) -> None:
     assert torch.allclose(a, b, atol=atol, rtol=0), (a, b)
 
 
-# ----------------------------------------------------------------------------- log-probs
-
-
-def test_sequence_logprobs_matches_manual_and_masks():
-    logits = torch.tensor([[[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [5.0, 1.0, 1.0]]])  # (1, 3, 3)
-    labels = torch.tensor([[2, 0, -100]])
-    mask = torch.tensor([[1, 1, 0]])
-    out = L.sequence_logprobs(logits, labels, mask)
-    lse = math.log(math.exp(1) + math.exp(2) + math.exp(3))
-    close(out, [[3 - lse, -math.log(3.0), 0.0]], atol=1e-6)
-
-
-def test_sequence_logprobs_float32_from_bf16():
-    torch.manual_seed(0)
-    logits = torch.randn(2, 4, 7).to(torch.bfloat16)
-    labels = torch.randint(0, 7, (2, 4))
-    out = L.sequence_logprobs(logits, labels, torch.ones(2, 4))
-    assert out.dtype == torch.float32
-    ref = torch.log_softmax(logits.float(), -1).gather(-1, labels[..., None]).squeeze(-1)
-    close(out, ref)
-
-
 # ----------------------------------------------------------------------------- SCST
 
 
@@ -242,9 +220,9 @@ def test_whiten_per_objective():
 def test_apa_loss_hand():
     logp = torch.tensor([[-1.0, -2.0, -5.0]], requires_grad=True)
     ref = torch.tensor([[-1.5, -1.5, 0.0]])
-    adv = torch.tensor([[0.95, -0.95, 100.0]])
+    adv = torch.tensor([[[0.95], [-0.95], [100.0]]])  # (1, 3, K=1)
     mask = torch.tensor([[1, 1, 0]])
-    loss = L.apa_loss(logp, ref, adv, mask, lam=0.95)
+    (loss,) = L.apa_losses(logp, ref, adv, mask, lam=0.95)
     # log ratio [0.5, -0.5]; A/lam [1, -1]; errors [-0.5, 0.5] -> mean 0.25
     assert loss.item() == pytest.approx(0.25)
     loss.backward()

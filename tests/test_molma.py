@@ -18,7 +18,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from moalign.core.io import read_jsonl
+from moalign.core.io import append_jsonl, read_jsonl
 from moalign.molma.trainer import MolmaConfig, train_molma, training_rewards
 from moalign.rewards.reward_models import RMConfig, train_reward_model
 
@@ -162,6 +162,8 @@ def test_resume_equals_uninterrupted(tiny_policy_dir: str, tmp_path: Path) -> No
 
     full = train_molma(_cfg(tiny_policy_dir, tmp_path / "full", iterations=3))
     train_molma(_cfg(tiny_policy_dir, tmp_path / "cut", iterations=2))
+    # a step logged after the checkpoint (a killed run's tail): resuming must drop it
+    append_jsonl(tmp_path / "cut" / "metrics.jsonl", {"step": 5, "lost": 1.0})
     resumed = train_molma(_cfg(tiny_policy_dir, tmp_path / "cut", iterations=3), resume=True)
     assert resumed["steps"] == full["steps"] == 6
 

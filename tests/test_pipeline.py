@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,11 @@ from helpers_objectives import objective, save_tiny_base, tiny_study_overrides, 
 from typer.testing import CliRunner
 
 from moalign.cli import app
-from moalign.core.config import ConfigError, load_config
+from moalign.configs import shipped_config, shipped_config_names
+from moalign.core.config import ConfigError, load_config, to_dict
 from moalign.core.errors import DataError
 from moalign.emorl import study as pipeline
+from moalign.emorl.scst import SCSTConfig
 from moalign.emorl.study import StudyConfig, load_study, run_emorl_study
 from moalign.evaluation.human_eval import (
     cohen_kappa,
@@ -24,6 +27,7 @@ from moalign.evaluation.human_eval import (
     import_ratings,
     percent_agreement,
 )
+from moalign.molma.study import MolmaStudyConfig
 from moalign.runs import stages as study
 from moalign.runs.report import build_report
 
@@ -93,6 +97,7 @@ def test_emorl_study_end_to_end_with_resume(assets, tmp_path, monkeypatch, capsy
     assert {p.stem for p in stages.glob("*.json")} == {
         "experts", "ensembles", "search", "baselines", "evaluate", "summary"}
     _check_emorl_artifacts(run_dir)
+    assert load_study(run_dir / "config.yaml") == cfg  # the saved resolved config runs again
 
 
 def _check_emorl_artifacts(run_dir: Path) -> None:
@@ -149,10 +154,9 @@ def test_molma_study_via_cli(assets, tmp_path) -> None:
     cfg = {
         "kind": "molma", "policy": {"name": str(assets["base"]), "device": "cpu"},
         "objectives": [objective("length"), objective("vowel")],
-        "data": {"prompts": [str(assets["prompts"])], "proportions": [1.0],
-                 "test_fraction": 0.25},
-        "training": {"iterations": 1, "memory": 2, "minibatch": 2, "max_new_tokens": 4,
-                     "extra": {"progress": False}},
+        "training": {"prompts": [str(assets["prompts"])], "proportions": [1.0],
+                     "test_fraction": 0.25, "iterations": 1, "memory": 2, "minibatch": 2,
+                     "max_new_tokens": 4, "progress": False},
         "baselines": ["so:length", "so_weighted"],
         "evaluation": {"seeds": [0], "runs": 1, "test_prompts": 2, "max_new_tokens": 4},
         "out_dir": str(tmp_path / "placeholder"),
@@ -257,17 +261,21 @@ def test_human_eval_cli(tmp_path) -> None:
         w.writeheader()
         w.writerows(rows)
     r = CliRunner().invoke(app, ["human-eval", "import", str(out), "--key",
-                                 str(tmp_path / "sheet.key.json")])
+                                 str(tmp_path / "sheet.key.json"),
+                                 f"out={tmp_path / 'scores.json'}"])  # an override, not a sheet
     assert r.exit_code == 0, r.output
-    assert "1.0000" in r.output
+    assert "1.0000" in r.output and (tmp_path / "scores.json").is_file()
 
 
 # ----------------------------------------------------------------------------- configs
 
 
-@pytest.mark.parametrize("name", ["counsel-demo", "emorl-paper", "molma-demo", "molma-paper"])
+SHIPPED = ["counsel-demo", "emorl-paper", "molma-demo", "molma-paper"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_configs_load_and_validate(name) -> None:
-    cfg = load_study(ROOT / "src/moalign/configs" / f"{name}.yaml")
+    cfg = load_study(shipped_config(name))
     assert cfg.kind == ("molma" if name.startswith("molma") else "emorl")
     assert cfg.out_dir == f"runs/{name}"
     if name == "emorl-paper":
@@ -280,9 +288,109 @@ def test_shipped_configs_load_and_validate(name) -> None:
     (["baselines=[uniform,nope]"], "unknown baseline"),
     (["evaluation.runs=0"], "runs must be >= 1"),
     (["evaluation.do_sample=false", "evaluation.runs=2"], "same output every run"),
-    (["training.extra={bogus: 1}"], "training.extra"),
+    (["training.bogus=1"], r"training\.bogus.*valid keys"),
+    (["training.policy=x"], r"training\.policy cannot be set here: .* policy\.name"),
+    (["search.seed=3"], r"search\.seed cannot be set here"),
+    (["training.n_samples=1"], "n_samples must be >= 2"),
+    (["training_seeds=[0,0]"], "training_seeds must be distinct"),
     (["kind=other"], "unknown kind"),
 ])
 def test_study_config_errors_are_actionable(overrides, message) -> None:
     with pytest.raises(ConfigError, match=message):
-        load_study(ROOT / "src/moalign/configs" / "counsel-demo.yaml", overrides)
+        load_study(shipped_config("counsel-demo"), overrides)
+
+
+def _old_layout(cfg_dict: dict, training: dict, search: dict | None = None) -> dict:
+    """A study config.yaml as the layout before the embedded trainer configs wrote it."""
+    old = {k: v for k, v in cfg_dict.items() if k != "training_seeds"}
+    old["training"] = {**training, "seeds": cfg_dict["training_seeds"]}
+    if search is not None:
+        old["search"] = search
+    return old
+
+
+def test_a_run_dir_of_the_previous_config_layout_resumes_quietly(assets, tmp_path,
+                                                                 capsys) -> None:
+    """config.yaml with `training.extra`, `training.seeds`, `search.extra` (the old sections):
+    the same settings compare equal (no warning, config.yaml rewritten in today's shape); a
+    changed setting only warns."""
+    run_dir = tmp_path / "old"
+    cfg = load_config(StudyConfig, None, emorl_overrides(assets, run_dir))
+    training = {"n_samples": 2, "temperature": 1.0, "max_new_tokens": 4, "batch_size": 2,
+                "micro_batch": 0, "lr": 0.05, "kl_coef": 0.0, "reward_transform": "identity",
+                "val_every": 1, "val_batch": 2, "window": 5, "tol": 0.015, "max_steps": 2,
+                "save_every": 1, "extra": {"progress": False}}
+    search = {"method": "hierarchical", "iterations": 1, "level": "states", "n_prompts": 2,
+              "max_new_tokens": 4, "chunk_size": 256, "extra": {}}
+    old = _old_layout(to_dict(cfg), training, search)
+    assert study.same_config(cfg, old)
+    assert not study.same_config(cfg, {**old, "training": {**old["training"], "lr": 0.5}})
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(old))
+    study.start_run(cfg, "emorl")
+    assert "differs" not in capsys.readouterr().err
+    assert load_study(run_dir / "config.yaml") == cfg
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({**old, "baselines": ["uniform"]}))
+    study.start_run(cfg, "emorl")
+    assert "differs from this config" in capsys.readouterr().err
+
+
+def test_molma_config_of_the_previous_layout_compares_equal(assets) -> None:
+    p = str(assets["prompts"])
+    cfg = load_config(MolmaStudyConfig, None, {
+        "policy": {"name": str(assets["base"])}, "objectives": ["helpfulness", "safety"],
+        "training": {"prompts": [p], "proportions": [1.0], "test_fraction": 0.25,
+                     "iterations": 2, "delta": 0.3}, "training_seeds": [0]})
+    training = {"iterations": 2, "memory": 64, "minibatch": 8, "max_new_tokens": 64,
+                "lr": 1e-6, "beta": 0.01, "combiner": "aligned_mtl", "critic": "lora",
+                "save_every": 10, "extra": {"delta": 0.3}}
+    old = _old_layout(to_dict(cfg), training)
+    old["data"] = {"prompts": [p], "proportions": [1.0], "test_fraction": 0.25}
+    assert study.same_config(cfg, old)
+    assert not study.same_config(cfg, {**old, "data": {**old["data"], "test_fraction": 0.1}})
+
+
+def test_study_sections_are_the_trainer_configs(assets, tmp_path) -> None:
+    """Every trainer default lives in the trainer's config; the study fills in what it owns."""
+    cfg = load_config(StudyConfig, None, emorl_overrides(assets, tmp_path))
+    unit = pipeline.scst_config(cfg, cfg.objectives, "uniform", 0, tmp_path / "u")
+    assert unit == replace(cfg.training, policy=cfg.policy.name, objectives=cfg.objectives,
+                           method="uniform", data=cfg.data.train, val_data=cfg.data.val,
+                           seed=0, out_dir=str(tmp_path / "u"), device="cpu")
+    assert unit.lora_r == SCSTConfig().lora_r and unit.progress is False
+    search = pipeline.search_config(cfg, 0, tmp_path)
+    assert (search.ensemble, search.iterations, search.out_dir) == (str(tmp_path / "seed_0"), 1,
+                                                                   None)
+    saved = to_dict(cfg)
+    assert "policy" not in saved["training"] and "ensemble" not in saved["search"]
+    molma = load_study(shipped_config("molma-paper"))
+    assert molma.training.test_fraction == 0.03 and molma.training.weight_decay == 0.1
+    assert molma.reward_models["safety"].train == "full"
+    with pytest.raises(ConfigError, match=r"reward_models\.safety\.out cannot be set here"):
+        load_study(shipped_config("molma-paper"), ["reward_models.safety.out=x"])
+
+
+def test_shipped_configs_are_package_data_found_by_name_from_any_folder(tmp_path, monkeypatch
+                                                                        ) -> None:
+    assert shipped_config_names() == SHIPPED
+    assert shipped_config("counsel-demo") == ROOT / "src/moalign/configs/counsel-demo.yaml"
+    monkeypatch.chdir(tmp_path)
+    for arg in ("counsel-demo", "counsel-demo.yaml", Path("molma-demo")):
+        assert load_study(arg).name == Path(arg).name.removesuffix(".yaml")
+    # a path still wins over the shipped name: a local counsel-demo.yaml is read as given
+    local = shipped_config("counsel-demo").read_text().replace("name: counsel-demo", "name: mine")
+    (tmp_path / "counsel-demo.yaml").write_text(local)
+    assert load_study("counsel-demo.yaml").name == "mine"
+    assert load_study("counsel-demo").name == "counsel-demo"
+    assert load_study(tmp_path / "counsel-demo.yaml").name == "mine"
+    r = CliRunner().invoke(app, ["run", "--help"], terminal_width=200)
+    assert all(n in r.output for n in SHIPPED), r.output
+
+
+@pytest.mark.parametrize("arg", ["counsel-dem", "configs/counsel-demo.yaml"])
+def test_unknown_config_name_lists_the_shipped_ones(arg, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as e:
+        load_study(arg)
+    assert "\n" not in str(e.value) and arg in str(e.value)
+    assert ", ".join(SHIPPED) in str(e.value)

@@ -320,3 +320,58 @@ def test_cli_train_scorer_and_metrics(tmp_path):
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["diversity2"] == 1.0 and m["edit_rate"] == pytest.approx(1 / 3)
+
+
+# Commands that have nothing to configure, or whose positional argument is the config.
+NO_CONFIG = {"prepare", "report", "run", "ensemble show"}
+
+
+def _leaf_commands(group, prefix=""):
+    for name, cmd in group.commands.items():
+        if hasattr(cmd, "commands"):
+            yield from _leaf_commands(cmd, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", cmd
+
+
+def test_every_command_takes_options_the_same_way():
+    """`--config FILE.yaml` plus trailing `key=value` overrides on every configurable command."""
+    import typer.main
+
+    commands = dict(_leaf_commands(typer.main.get_command(app)))
+    assert len(commands) == 19 and set(commands) > NO_CONFIG
+    for name, cmd in commands.items():
+        opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
+        variadic = [p for p in cmd.params if getattr(p, "nargs", 1) == -1]
+        if name in NO_CONFIG:
+            assert "--config" not in opts, name
+            continue
+        assert "--config" in opts and len(variadic) == 1, name
+
+
+def test_cli_options_config_file_then_flags_then_overrides(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text(json.dumps({"prompt": "p", "answer": "x y"}) + "\n")
+    b.write_text("".join(json.dumps({"prompt": "p", "answer": "x y z"}) + "\n" for _ in range(3)))
+    cfg = tmp_path / "metrics.yaml"
+    cfg.write_text(f"file: {a}\nresponse_column: answer\nout: {tmp_path / 'yaml.json'}\n")
+    res = CliRunner().invoke(app, ["metrics", "--config", str(cfg), "--file", str(b),
+                                   "--out", str(tmp_path / "flag.json"),
+                                   f"out={tmp_path / 'cli.json'}"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "cli.json").read_text())["n"] == 3  # the flag's file
+    assert not (tmp_path / "yaml.json").exists() and not (tmp_path / "flag.json").exists()
+    res = CliRunner().invoke(app, ["metrics", "--config", str(cfg), "colum=x"])
+    assert res.exit_code != 0 and "valid keys" in str(res.exception)  # the loader validates
+    res = CliRunner().invoke(app, ["score", "--prompt", "only a prompt"])
+    assert res.exit_code != 0 and "--response" in str(res.exception)
+
+
+def test_split_overrides_keeps_data_that_merely_contains_equals():
+    from moalign.commands import split_overrides
+    from moalign.commands.ensemble import GenerateConfig
+
+    data, overrides = split_overrides(
+        ["x=1 is what?", "level=logits", "sampling.top_p=0.9", "I feel fine"], GenerateConfig)
+    assert data == ["x=1 is what?", "I feel fine"]
+    assert overrides == ["level=logits", "sampling.top_p=0.9"]

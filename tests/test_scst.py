@@ -1,4 +1,4 @@
-"""SCST experts and the uniform / DynaOpt baselines (SPEC §2) on tiny real models.
+"""SCST experts and the uniform / DynaOpt baselines (EMORL §5.1, §3) on tiny real models.
 
 The SCST maths itself (advantages, loss, per-sample KL, transforms) is covered by
 tests/test_losses.py; here we test the trainer that uses it: learning, artifacts, resume
@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from moalign.core.config import ConfigError
 from moalign.core.errors import DataError, ObjectiveError
-from moalign.core.io import read_jsonl
+from moalign.core.io import append_jsonl, read_jsonl
 from moalign.emorl import scst
 from moalign.emorl.scst import (
     PromptCursor,
@@ -190,10 +190,11 @@ def test_train_logprobs_match_rollout_logprobs(models: dict[str, Path]) -> None:
     """The trainer's response-only logits (`logits_to_keep`) give rollout.policy_logprobs."""
     from moalign.models import attach_lora, load_policy
     from moalign.rollout import policy_logprobs, sample
+    from moalign.sampling import Sampling
 
     policy = attach_lora(load_policy(str(models["causal"]), device="cpu"), "x")
-    r = sample(policy, ["I feel tired.", "Work is hard lately, and I am behind."], n=2,
-               max_new_tokens=5)
+    r = sample(policy, ["I feel tired.", "Work is hard lately, and I am behind."],
+               Sampling(5, do_sample=True), n=2)
     torch.testing.assert_close(scst.train_logprobs(policy, r, 1.0), policy_logprobs(policy, r),
                                atol=1e-5, rtol=1e-5)
 
@@ -238,7 +239,8 @@ def test_resume_reaches_the_same_adapter_and_metrics(models: dict[str, Path], tm
 
     def save_then_die(run: scst.Run) -> None:
         real_save(run)
-        if run.step == 4:
+        if run.step == 4:  # a step logged after the checkpoint: resuming must drop it
+            append_jsonl(Path(run.cfg.out_dir) / "metrics.jsonl", {"step": 5, "lost": 1.0})
             raise Killed("simulated kill after the step-4 checkpoint")
 
     cut = tiny_cfg(models, tmp_path / "cut", **kw)
@@ -348,6 +350,8 @@ def test_cli_tiny_runs(models: dict[str, Path], tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "2 steps, 4 prompts consumed" in result.output
     assert json.loads((out / "summary.json").read_text())["steps"] == 2
+    saved = (out / "config.yaml").read_text()
+    assert "val_data: null" in saved and f"policy: {models['causal']}" in saved  # null applies
     out = tmp_path / "uniform"
     result = runner.invoke(app, ["train-baseline", "--method", "uniform", "--objectives",
                                  "python:helpers_objectives:length_score,"

@@ -1,4 +1,4 @@
-"""Weight search (EMORL Algorithm 1 + SPEC §4 improvements) on analytic functions."""
+"""Weight search (EMORL Algorithm 1 + our improvements) on analytic functions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from moalign.algorithms.grid_search import (
     EvalResult,
     aggregate_score,
-    evaluator_from_objectives,
     find_best_region,
     grid_search,
     hierarchical_grid_search,
@@ -267,9 +266,6 @@ def test_aggregate_score_and_evaluator():
         aggregate_score(objs, [1.0])
     with pytest.raises(ValueError):
         aggregate_score({})
-    ev = evaluator_from_objectives(lambda pts: [{"a": p[0], "b": p[1]} for p in pts], [2.0, 1.0])
-    (r,) = ev([(0.25, 0.5)])
-    assert r.score == pytest.approx(1.0) and r.objectives == {"a": 0.25, "b": 0.5}
 
 
 def test_bad_evaluate_outputs():

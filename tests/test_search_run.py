@@ -1,5 +1,5 @@
 """Weight search on tiny ensembles: batched evaluation, artifacts, resume, adding an objective,
-and `moalign generate` with user-chosen weights (SPEC §3-4, features E6, E7, B1, B2)."""
+and `moalign generate` with user-chosen weights (EMORL §4.1-4.2, Figure 4, §6 scalability)."""
 
 from __future__ import annotations
 
@@ -23,17 +23,18 @@ from moalign.emorl.manifest import EnsembleManifest
 from moalign.emorl.weight_search import SearchConfig, run_search
 from moalign.evaluation.evaluate import (
     ensemble_generate_fn,
-    evaluate_generations,
     make_weight_evaluator,
-    markdown_table,
     policy_generate_fn,
     score_responses,
 )
 from moalign.models import attach_lora, load_policy, save_adapter, tiny_causal_lm
+from moalign.sampling import Sampling
 
 PROMPTS = ["I feel stressed about work.", "My sister and I keep arguing.",
            "I can't sleep at night."]
 NEW_TOKENS = 6
+GREEDY = Sampling.greedy(NEW_TOKENS)
+SAMPLED = Sampling(NEW_TOKENS, do_sample=True)
 
 
 # ----------------------------------------------------------------------------- objectives
@@ -146,7 +147,7 @@ def count_generate(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def test_weight_evaluator_batches_points_and_matches_separate(ensemble_xy, count_generate):
     ens = ensemble_xy
-    evaluate = make_weight_evaluator(ens, PROMPTS, scorers("xy"), max_new_tokens=NEW_TOKENS)
+    evaluate = make_weight_evaluator(ens, PROMPTS, scorers("xy"), sampling=GREEDY)
     points = [(1.0, 0.0), (0.0, 1.0), (0.5, 0.5), (0.2, 0.8)]
     batched = evaluate(points)
     assert count_generate == [len(points) * len(PROMPTS)]  # ONE generation for all points
@@ -160,7 +161,7 @@ def test_weight_evaluator_batches_points_and_matches_separate(ensemble_xy, count
         assert x.score == pytest.approx(sum(x.objectives.values()) / 2)
     assert len({tuple(r.objectives.values()) for r in batched}) > 1  # weights matter
     count_generate.clear()
-    chunked = make_weight_evaluator(ens, PROMPTS, scorers("xy"), max_new_tokens=NEW_TOKENS,
+    chunked = make_weight_evaluator(ens, PROMPTS, scorers("xy"), sampling=GREEDY,
                                     chunk_size=5)(points)
     assert count_generate == [5, 5, 2]
     for x, y in zip(chunked, batched, strict=True):
@@ -169,28 +170,24 @@ def test_weight_evaluator_batches_points_and_matches_separate(ensemble_xy, count
 
 def test_zero_point_is_the_base_policy_at_params_level(ensemble_xy) -> None:
     evaluate = make_weight_evaluator(ensemble_xy, PROMPTS, scorers("xy"), level="params",
-                                     max_new_tokens=NEW_TOKENS)
+                                     sampling=GREEDY)
     zero, one = evaluate([(0.0, 0.0), (1.0, 0.0)])  # no simplex: the search visits (0, 0)
-    base = policy_generate_fn(ensemble_xy.policy, NEW_TOKENS)(PROMPTS)
+    base = policy_generate_fn(ensemble_xy.policy, GREEDY)(PROMPTS)
     assert zero.objectives == pytest.approx(score_responses(PROMPTS, base, scorers("xy"))[
         "objectives"])
     assert zero.extra["sample"] == base[0][:200] and math.isfinite(one.score)
 
 
-def test_score_and_evaluate_generations(ensemble_xy) -> None:
-    ens = ensemble_xy
+def test_score_responses_of_seeded_samples(ensemble_xy) -> None:
     s = score_responses(PROMPTS, ["you feel tired", "", "a b a b"], scorers("xy"))
     assert set(s["objectives"]) == {"x", "y"} and s["n"] == 3
     assert len(s["per_example"]["x"]) == 3 and len(s["per_example"]["diversity2"]) == 3
-    fns = {f"seed{i}": ensemble_generate_fn(ens, w, max_new_tokens=NEW_TOKENS, do_sample=True)
-           for i, w in enumerate(["x=1,y=0", "x=0.3,y=0.7"])}
-    table = evaluate_generations(fns, PROMPTS, scorers("xy"), runs=3)
-    assert (table["n_seeds"], table["n_runs"], len(table["runs"])) == (2, 3, 6)
-    for key in ("x", "y", "score", "diversity2", "edit_rate"):
-        m = table["metrics"][key]
-        assert len(m["values"]) == 6 and math.isfinite(m["mean"]) and m["std"] >= 0
-        assert "±" in table["table"][key]
-    assert "| x |" in markdown_table({"emorl": table})
+    generate = ensemble_generate_fn(ensemble_xy, "x=0.3,y=0.7", sampling=SAMPLED)
+    responses = generate(PROMPTS, 1)
+    assert generate(PROMPTS, 1) == responses and len(responses) == len(PROMPTS)
+    s = score_responses(PROMPTS, responses, scorers("xy"))
+    for key in ("score", "diversity2", "edit_rate"):
+        assert math.isfinite(s[key])
 
 
 # ----------------------------------------------------------------------------- search
@@ -296,8 +293,7 @@ def test_generate_cli_with_user_weights(assets, ensemble_xy, tmp_path) -> None:
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     assert [r["prompt"] for r in rows] == PROMPTS[:2]
     assert rows[0]["weights"] == {"x": 0.8, "y": 0.2} and rows[0]["level"] == "states"
-    direct = ensemble_generate_fn(ensemble_xy, "x=0.8,y=0.2",
-                                  max_new_tokens=NEW_TOKENS)(PROMPTS[:2])
+    direct = ensemble_generate_fn(ensemble_xy, "x=0.8,y=0.2", sampling=GREEDY)(PROMPTS[:2])
     assert [r["response"] for r in rows] == direct
     res = runner.invoke(app, args)  # no weights anywhere: uniform, with a note
     assert res.exit_code == 0 and "uniform" in res.stderr
@@ -321,6 +317,21 @@ def test_generate_cli_rejects_bad_weights(assets, tmp_path, weights, message, ca
     with pytest.raises(SystemExit) as exc:
         main()
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_ensemble_create_from_a_config_file(assets, tmp_path) -> None:
+    run = tmp_path / "run"
+    cfg = tmp_path / "ensemble.yaml"
+    cfg.write_text(f"base: {assets['base']}\nexperts: {{x: {assets['x']}}}\ncopy: false\n"
+                   "system: be kind\n")
+    res = CliRunner().invoke(app, ["ensemble", "create", str(run), "--config", str(cfg),
+                                   f"experts.y={assets['y'].parent}", "system=be brief"])
+    assert res.exit_code == 0, res.output
+    manifest = EnsembleManifest.load(run)
+    assert manifest.objectives == ["x", "y"] and manifest.system == "be brief"
+    assert manifest.experts["x"] == str(assets["x"].resolve())  # linked, not copied
+    res = CliRunner().invoke(app, ["ensemble", "create", str(run), "--config", str(cfg)])
+    assert res.exit_code != 0 and "--force" in str(res.exception)
 
 
 def test_generate_and_ensemble_errors(assets, tmp_path) -> None:

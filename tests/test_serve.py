@@ -54,6 +54,33 @@ def test_generate_single_and_several_prompts(client: httpx.Client) -> None:
     assert _gen(client, sample)["response"] == _gen(client, sample)["response"]  # seeded
 
 
+def test_a_sampled_request_decodes_with_its_own_settings(client: httpx.Client,
+                                                         run_dir: Path) -> None:
+    """The request's do_sample / temperature / top_p / seed reach the decoder as one Sampling."""
+    import torch
+
+    from moalign.emorl.decoding import generate
+    from moalign.emorl.manifest import load_ensemble
+    from moalign.models import format_prompts
+    from moalign.sampling import Sampling
+
+    ens, manifest = load_ensemble(run_dir, device="cpu")
+    texts = format_prompts(ens.policy, ["Hi"], manifest.system)
+    w = torch.tensor([[BEST[n] for n in ens.objectives]])
+
+    def direct(sampling: Sampling) -> str:
+        return generate(ens, texts, w, "states", sampling)[0].strip()
+
+    # settings whose every field changes this tiny model's output (its logits are nearly flat)
+    for temperature, top_p in ((0.01, 1.0), (1.0, 0.3)):
+        sampled = Sampling(8, do_sample=True, temperature=temperature, top_p=top_p, seed=3)
+        body = {"prompt": "Hi", "do_sample": True, "temperature": temperature, "top_p": top_p,
+                "seed": 3}
+        assert _gen(client, body)["response"] == direct(sampled) != direct(Sampling.greedy(8))
+    greedy = {"prompt": "Hi", "temperature": 0.01, "seed": 3}  # ignored without do_sample
+    assert _gen(client, greedy)["response"] == direct(Sampling.greedy(8))
+
+
 def test_concurrent_requests_with_different_weights(client: httpx.Client) -> None:
     prompts = ["I feel stressed about work.", "My sister and I keep arguing."]
     bodies = [{"prompt": prompts[i % 2], "weights": {"length": i / 7, "vowel": 1 - i / 7},
@@ -164,3 +191,29 @@ def test_serve_command_reports_a_missing_run_dir(tmp_path: Path) -> None:
                            "serve", str(tmp_path / "nope")], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2 and "ensemble.json" in proc.stderr
+
+
+def test_serve_command_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--config`, then the flags, then key=value overrides reach the app and uvicorn."""
+    from types import SimpleNamespace
+
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from moalign.cli import app
+    from moalign.scale import serve
+
+    seen: dict = {}
+    web = SimpleNamespace(state=SimpleNamespace(service=SimpleNamespace(objectives=["x"])))
+    monkeypatch.setattr(serve, "create_app", lambda **kw: seen.update(app=kw) or web)
+    monkeypatch.setattr(uvicorn, "run", lambda _app, **kw: seen.update(run=kw))
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text("port: 9000\nmax_queue: 5\nmax_batch: 4\n")
+    res = CliRunner().invoke(app, ["serve", str(tmp_path), "--config", str(cfg), "--port", "9001",
+                                   "--max-batch", "3", "max_batch=2", "log_level=warning"])
+    assert res.exit_code == 0, res.output
+    assert seen["run"] == {"host": "127.0.0.1", "port": 9001, "log_level": "warning"}
+    assert (seen["app"]["max_queue"], seen["app"]["max_batch"]) == (5, 2)
+    assert seen["app"]["run_dir"] == str(tmp_path)
+    res = CliRunner().invoke(app, ["serve", str(tmp_path), "port=0"])
+    assert res.exit_code != 0 and "port must be in" in str(res.exception)

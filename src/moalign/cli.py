@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 
 import typer
 
@@ -31,12 +32,19 @@ COMMAND_MODULES = (
     "moalign.commands.serve",
 )
 
-for _name in COMMAND_MODULES:
-    try:
-        importlib.import_module(_name)
-    except ModuleNotFoundError as _e:
-        if _e.name != _name:
-            raise
+
+def load_commands(modules: Sequence[str] = COMMAND_MODULES) -> None:
+    """Import the command modules (each registers its commands on `app`). A module that fails to
+    import is an error naming it: a missing command must never vanish from `moalign --help`."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ImportError(f"moalign command module {name!r} failed to import: "
+                              f"{type(e).__name__}: {e}") from e
+
+
+load_commands()
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
-"""Data loading (SPEC §7): tables with column mapping, PAIR, Psych8k, preference pairs, prompt mixes
-and the embedded datasets that ship inside the package.
+"""Data loading (EMORL §5.2, MOLMA §4.1): tables with column mapping, PAIR, Psych8k, preference
+pairs, prompt mixes and the embedded datasets that ship inside the package.
 
 Every loader returns plain Python records (`list[dict]`), so any later stage can use them without
 pandas or `datasets`. Column mapping is always `{our_name: file_column}`; e.g. a CSV whose client

@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from transformers import (
     AutoConfig,
-    AutoModel,
     AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
@@ -117,11 +116,6 @@ def prepare_tokenizer(tok: PreTrainedTokenizerBase, is_encoder_decoder: bool) ->
     return tok
 
 
-def load_tokenizer(name_or_path: str, is_encoder_decoder: bool = False) -> Any:
-    return prepare_tokenizer(AutoTokenizer.from_pretrained(resolve_model(name_or_path)),
-                             is_encoder_decoder)
-
-
 def load_policy(
     name_or_path: str, device: str = "auto", dtype: torch.dtype = torch.float32
 ) -> Policy:
@@ -140,13 +134,6 @@ def load_policy(
     tok = prepare_tokenizer(AutoTokenizer.from_pretrained(path), is_ed)
     model.generation_config.pad_token_id = tok.pad_token_id
     return Policy(model=model, tokenizer=tok, is_encoder_decoder=is_ed, name=name_or_path)
-
-
-def load_encoder(name_or_path: str = MINILM, device: str = "auto") -> tuple[Any, Any]:
-    """A sentence encoder (model, tokenizer) such as the bundled all-MiniLM-L6-v2."""
-    path = resolve_model(name_or_path)
-    model = AutoModel.from_pretrained(path).to(pick_device(device)).eval()
-    return model, AutoTokenizer.from_pretrained(path)
 
 
 def bundled_tokenizer() -> Any:

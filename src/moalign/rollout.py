@@ -3,7 +3,8 @@
 A `Rollout` keeps the query and the response as separate padded tensors: queries are left-padded
 for causal LMs (so generation appends on the right) and right-padded for encoder-decoders;
 responses are right-padded, and `response_mask` is 1 on every generated token up to and including
-the first EOS (SPEC §2: the loss covers tokens up to and including EOS), 0 after it.
+the first EOS, 0 after it (our choice: the SCST loss covers EOS; the authors' EMORL code leaves
+EOS out).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from moalign.models import Policy, format_prompts
+from moalign.sampling import Sampling
 
 
 @dataclass
@@ -106,23 +108,20 @@ def decode_responses(policy: Policy, ids: torch.Tensor, mask: torch.Tensor) -> l
 
 
 @torch.no_grad()
-def sample(
-    policy: Policy, prompts: list[str], n: int = 1, max_new_tokens: int = 64,
-    temperature: float = 1.0, top_p: float = 1.0, do_sample: bool = True,
-    system: str | None = None, max_prompt_tokens: int = 256,
-) -> Rollout:
-    """Generate `n` responses per prompt in eval mode (EMORL §5.1 sampling)."""
+def sample(policy: Policy, prompts: list[str], sampling: Sampling, n: int = 1,
+           system: str | None = None, max_prompt_tokens: int = 256) -> Rollout:
+    """Generate `n` responses per prompt in eval mode (EMORL §5.1 sampling); a
+    ``sampling.seed`` seeds a forked torch RNG (None: the global RNG advances)."""
     repeated = [p for p in prompts for _ in range(n)]
     tok = policy.tokenizer
     enc = tok(format_prompts(policy, repeated, system), return_tensors="pt", padding=True,
               truncation=True, max_length=max_prompt_tokens, add_special_tokens=True)
     enc = {k: v.to(policy.device) for k, v in enc.items()}
-    kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, do_sample=do_sample,
-                                  pad_token_id=tok.pad_token_id)
-    if do_sample:
-        kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
-    with eval_mode(policy.model):
-        out = policy.model.generate(**enc, **kwargs)
+    rng = torch.random.fork_rng(devices=[]) if sampling.seed is not None else nullcontext()
+    with eval_mode(policy.model), rng:
+        if sampling.seed is not None:
+            torch.manual_seed(int(sampling.seed))
+        out = policy.model.generate(**enc, **sampling.hf_kwargs(), pad_token_id=tok.pad_token_id)
     resp = out if policy.is_encoder_decoder else out[:, enc["input_ids"].shape[1]:]
     if policy.is_encoder_decoder:
         resp = resp[:, 1:]  # drop the decoder start token

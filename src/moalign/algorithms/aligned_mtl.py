@@ -179,7 +179,7 @@ def combine_gradients(
     weights: torch.Tensor | Sequence[float] | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Dispatch to one of the combiners in ``METHODS`` (SPEC §5, MOLMA Algorithm 1 + baselines).
+    """Dispatch to one of the combiners in ``METHODS`` (MOLMA Algorithm 1, PCGrad, sum).
 
     G: (P, K); weights: (K,) or None. `generator` is used by PCGrad only.
     """

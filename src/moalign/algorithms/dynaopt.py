@@ -1,4 +1,4 @@
-"""Exp3 bandits and the DynaOpt dynamic reward weighting baseline (SPEC §2; EMORL §5 baselines).
+"""Exp3 bandits and the DynaOpt dynamic reward weighting baseline (EMORL §2.2, §3, Table 3).
 
 DynaOpt (Min et al. 2024, the DynaOpt baseline of EMORL) keeps two Exp3 bandits with γ = 0.07:
 
@@ -14,8 +14,8 @@ What :meth:`DynaOpt.after_validation` does, in order (and why):
 2. the outer bandit is updated for the arm drawn at the *previous* validation (or at
    :meth:`DynaOpt.start`) with that reward: the reward measures what that choice produced.
 3. the current means are appended to the history, and a new outer arm is drawn.
-4. if the new arm c < K, the inner bandit's arm c is rewarded with 1, exactly once. SPEC's
-   "reset the chosen arm after use" is the authors' ``chosen = None`` right after that single
+4. if the new arm c < K, the inner bandit's arm c is rewarded with 1, exactly once. The
+   authors' "reset the chosen arm after use" is their ``chosen = None`` right after that single
    inner update: the pending choice is cleared so the reward is not applied again at the next
    training step. It does *not* reset any bandit weight (that would erase what the bandit
    learned); :meth:`Exp3.reset_arm` exists for callers who want that, DynaOpt never calls it.
@@ -129,7 +129,7 @@ class Exp3:
 
 @dataclass
 class DynaOpt:
-    """DynaOpt reward weighting: inner K-arm Exp3 + outer (K+1)-arm Exp3 (SPEC §2).
+    """DynaOpt reward weighting: inner K-arm Exp3 + outer (K+1)-arm Exp3 (EMORL §3).
 
     Call :meth:`start` once before training (the authors draw the first outer arm before the
     first step; :meth:`after_validation` calls it if you forget), use :meth:`reward_weights` for
@@ -154,11 +154,6 @@ class DynaOpt:
         self.inner = Exp3(self.n_objectives, self.gamma)
         self.outer = Exp3(self.n_objectives + 1, self.gamma)
         self.history = [[] for _ in range(self.n_objectives)]
-
-    @property
-    def keep_arm(self) -> int:
-        """The outer arm that leaves the weights unchanged (index K)."""
-        return self.n_objectives
 
     def reward_weights(self) -> list[float]:
         """Inner bandit weights normalised to sum 1."""

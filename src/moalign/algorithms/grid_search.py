@@ -7,7 +7,7 @@ axis (``3^K`` points), keeps the ``2^K``-corner sub-box with the highest *sum* o
 every side and repeats; after ``I`` iterations the grid step is ``2^-I`` (``I = 5`` gives 1/32 with
 ``5 · 27 = 135`` visited points for ``K = 3``, EMORL §4.2).
 
-Improvements required by SPEC §4, all implemented here:
+Our improvements over the paper's Algorithm 1, all implemented here:
 
 * **Cache across iterations.** The 2^K corners of the chosen sub-box are grid points of the next
   iteration, so only ``3^K - 2^K`` points per iteration after the first are new. For ``K = 3`` and
@@ -119,22 +119,6 @@ def aggregate_score(
         if len(w) != len(values):
             raise ValueError(f"{len(w)} weights for {len(values)} objectives {names}")
     return math.fsum(wi * vi for wi, vi in zip(w, values, strict=True))
-
-
-def evaluator_from_objectives(
-    objectives_fn: Callable[[list[Point]], list[dict[str, float]]],
-    weights: Sequence[float] | Mapping[str, float] | None = None,
-) -> EvaluateFn:
-    """Wrap a batched per-objective reward function into an ``evaluate`` via `aggregate_score`."""
-
-    def evaluate(points: list[Point]) -> list[EvalResult]:
-        objs = objectives_fn(points)
-        return [
-            EvalResult(tuple(p), aggregate_score(o, weights), dict(o))
-            for p, o in zip(points, objs, strict=True)
-        ]
-
-    return evaluate
 
 
 def point_key(point: Iterable[float]) -> Key:

@@ -46,32 +46,14 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# Token log-probabilities and SCST (EMORL §5.1)
+# SCST (EMORL §5.1); token log-probabilities are `moalign.rollout.token_logprobs`
 # --------------------------------------------------------------------------------------------
-
-
-def sequence_logprobs(
-    logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
-) -> torch.Tensor:
-    """Per-token log-probabilities log π(y_t | y_<t, x) of `labels` (EMORL §5.1, SCST Σ_t log π).
-
-    `logits[:, t]` must already be the distribution that predicts `labels[:, t]` (the caller does
-    the causal shift). log_softmax runs in float32 whatever the logits dtype. Labels at masked
-    positions may hold anything (e.g. -100 or the pad id); the result there is exactly 0.
-
-    logits: (B, T, V); labels: (B, T) int; mask: (B, T). Returns (B, T) float32.
-    """
-    m = mask.to(device=logits.device, dtype=torch.bool)  # (B, T)
-    safe_labels = torch.where(m, labels, torch.zeros_like(labels))  # (B, T)
-    logp_all = torch.log_softmax(logits.float(), dim=-1)  # (B, T, V)
-    logp = logp_all.gather(-1, safe_labels.unsqueeze(-1)).squeeze(-1)  # (B, T)
-    return logp * m.float()
 
 
 def transform_reward(
     r: torch.Tensor, kind: Literal["identity", "log"] = "identity"
 ) -> torch.Tensor:
-    """Reward transform for SCST experts (SPEC §2).
+    """Reward transform for SCST experts (not in EMORL §5.1; ``log`` is the authors' code's).
 
     ``identity`` returns `r`; ``log`` returns log(clip(r, 1e-4, 0.9999)), the "logsum" scoring of
     the authors' DynaOpt/EMORL code (scores in [0, 1] become log-scores in [-9.2, 0]).
@@ -101,7 +83,7 @@ def scst_advantages(rewards: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def per_sample_kl(logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per-sample sequence KL estimate Σ_t mask·(log π(y_t) − log π0(y_t)) (SPEC §2).
+    """Per-sample sequence KL estimate Σ_t mask·(log π(y_t) − log π0(y_t)) (cf. MOLMA Eq. 3.3).
 
     This is the single-sample (k1) Monte-Carlo estimate of KL(π || π0) for y ~ π. It keeps the
     graph of `logp`; `ref_logp` is detached (the reference is frozen).
@@ -118,7 +100,7 @@ def scst_loss(
     kl_per_sample: torch.Tensor | None = None,
     kl_coef: float = 0.0,
 ) -> torch.Tensor:
-    """SCST policy-gradient loss with an optional per-sample KL penalty (EMORL §5.1, SPEC §2).
+    """SCST policy-gradient loss with an optional per-sample KL penalty (EMORL §5.1).
 
     loss = −mean_b(A_b · S_b) + kl_coef · KL_term,  S_b = Σ_t mask_bt · log π(y_bt)
 
@@ -245,7 +227,7 @@ def gae(
 
 
 def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
-    """Masked whitening of advantages (MOLMA §3.3.2 "advantages whitened"; TRL/trlx `whiten`).
+    """Masked whitening of advantages (as TRL/trlx `whiten`; MOLMA §3.3.2 leaves this open).
 
     Statistics over the valid (b, t) positions, separately for each trailing objective k:
     (x − mean)/(std + 1e-8) with the population std. With ``shift_mean=False`` the mean is added
@@ -282,20 +264,6 @@ def apa_losses(
     log_ratio = (logp - ref_logp.detach()).unsqueeze(-1)  # (B, T, 1)
     err = log_ratio - advantages.detach().to(logp) / lam  # (B, T, K)
     return masked_mean(err**2, mask)  # (K,)
-
-
-def apa_loss(
-    logp: torch.Tensor,
-    ref_logp: torch.Tensor,
-    advantages: torch.Tensor,
-    mask: torch.Tensor,
-    lam: float,
-) -> torch.Tensor:
-    """APA loss for one objective (MOLMA Eq. 3.5); see :func:`apa_losses`.
-
-    logp, ref_logp, advantages, mask: (B, T). Returns a scalar.
-    """
-    return apa_losses(logp, ref_logp, advantages.unsqueeze(-1), mask, lam)[0]
 
 
 def value_losses(
@@ -340,7 +308,7 @@ def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torc
 def pairwise_accuracy(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> float:
     """Share of pairs ranked correctly, r_chosen > r_rejected (MOLMA §3.2, Table 2).
 
-    A tie counts as half a correct pair (as in the win rates of SPEC §5). An empty batch gives
+    A tie counts as half a correct pair (as in `metrics.win_rates`). An empty batch gives
     NaN. r_chosen, r_rejected: (B,). Returns a float in [0, 1].
     """
     diff = (r_chosen - r_rejected).detach()  # (B,)

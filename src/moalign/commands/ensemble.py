@@ -1,9 +1,14 @@
 """Aggregation commands: `search`, `generate`, and `ensemble create|add|show`.
 
-EMORL's scalability (B2): an ensemble is a base model plus one LoRA expert per objective listed
+EMORL's scalability (§6): an ensemble is a base model plus one LoRA expert per objective listed
 in `RUN_DIR/ensemble.json`; adding an objective adds one expert and never touches the others.
-Its explainability and user control (B1): `moalign generate --weights reflection=0.8,...` picks
+Its explainability and user control (§6): `moalign generate --weights reflection=0.8,...` picks
 the trade-off at inference time, without retraining.
+
+Configs (convention of `moalign.commands`): `search` -> `SearchConfig`, `generate` ->
+`GenerateConfig`, `ensemble create` -> `EnsembleCreateConfig`, `ensemble add` ->
+`EnsembleAddConfig`; `ensemble show RUN_DIR` has nothing to configure. Building ensembles is
+library logic (`moalign.emorl.manifest`); these commands parse, call it and print.
 
 Heavy imports (torch, transformers) happen inside the command bodies so `moalign --help` is fast.
 """
@@ -11,21 +16,20 @@ Heavy imports (torch, transformers) happen inside the command bodies so `moalign
 from __future__ import annotations
 
 import json
-import re
-import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from moalign.cli import app
+from moalign.commands import CONFIG_HELP, command_config, split_overrides
+from moalign.core.config import parse_pairs, require
+from moalign.sampling import Sampling
 
 ensemble_app = typer.Typer(help="Assemble ensembles of LoRA experts (one per objective).",
                            no_args_is_help=True)
 app.add_typer(ensemble_app, name="ensemble")
-
-OBJECTIVE_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")  # same rule as moalign.aggregation adapters
-
 
 # ----------------------------------------------------------------------------- search
 
@@ -34,18 +38,16 @@ OBJECTIVE_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")  # same rule as moalign.aggreg
 def search_cmd(
     ensemble: Path | None = typer.Option(None, "--ensemble", "-e",
                                          help="Run directory holding ensemble.json."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML SearchConfig."),
+    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     overrides: list[str] | None = typer.Argument(
-        None, help="key=value overrides, e.g. method=grid grid_step=0.25 level=logits "
-                   "iterations=5 n_prompts=16 objectives=[reflection,empathy,fluency]"),
+        None, help="key=value overrides of SearchConfig, e.g. method=grid grid_step=0.25 "
+                   "level=logits iterations=5 n_prompts=16 objectives=[reflection,empathy]"),
 ) -> None:
     """Search aggregation weights (hierarchical grid search, EMORL Algorithm 1)."""
-    from moalign.core.config import load_config
     from moalign.emorl.manifest import EnsembleManifest
     from moalign.emorl.weight_search import SearchConfig, describe_iteration, run_search
 
-    extra = [f"ensemble={json.dumps(str(ensemble))}"] if ensemble is not None else []
-    cfg = load_config(SearchConfig, config, [*(overrides or []), *extra])
+    cfg = command_config(SearchConfig, config, overrides, ensemble=ensemble)
 
     result = run_search(cfg, on_iteration=lambda e: typer.echo(describe_iteration(e)))
     out = cfg.resolved_out_dir()
@@ -70,74 +72,87 @@ def read_prompt_file(path: Path) -> list[str]:
     return load_prompts(str(path))
 
 
-def resolve_weights(spec: str | None, manifest: Any) -> tuple[Any, str | None]:
-    """Weights (K,) from ``--weights``, else the manifest's best weights, else uniform.
+@dataclass
+class GenerateConfig:
+    """`moalign generate`: decode prompts with a weighted ensemble (EMORL §4.1 aggregation)."""
 
-    Returns (weights, note) where the note says where default weights came from.
-    """
-    from moalign.emorl.ensemble import parse_weights
+    ensemble: str | None = None  # run directory holding ensemble.json (required)
+    prompts: list[str] = field(default_factory=list)  # more prompt texts (after the positional)
+    file: str | None = None  # more prompts: .txt (one per line) or a table with `prompt`
+    weights: Any = None  # "a=0.8,b=0.2", {a: 0.8} or a list in objective order; None: the
+    #                      searched best weights, else uniform
+    level: str = "states"  # states | logits | params
+    sampling: Sampling = field(default_factory=Sampling)  # seed null here means seed 0
+    system: str | None = None  # system prompt; None: the ensemble's
+    as_json: bool = False  # one JSON object per prompt instead of the bare response
+    device: str = "auto"
 
-    names = manifest.objectives
-    if spec is not None:
-        return parse_weights(spec, names), None
-    best = manifest.best_weights or {}
-    if best:
-        known = {n: float(best.get(n, 0.0)) for n in names}
-        return parse_weights(known, names), "using the ensemble's searched best weights"
-    note = ("no searched weights in ensemble.json (run `moalign search`); using uniform "
-            "weights")
-    return parse_weights({n: 1.0 / len(names) for n in names}, names), note
+    def validate(self) -> None:
+        from moalign.emorl.decoding import LEVELS
+
+        require(self.ensemble is not None, "give --ensemble RUN_DIR (a folder with "
+                "ensemble.json)")
+        require(self.level in LEVELS, f"level {self.level!r} is not one of {list(LEVELS)}")
+        require(bool(self.prompts) or self.file is not None, 'give prompt texts as arguments '
+                '(moalign generate -e RUN "text") or --file prompts.txt')
 
 
 @app.command("generate")
 def generate_cmd(
-    prompts: list[str] | None = typer.Argument(None, help="Prompt texts (client statements)."),
-    ensemble: Path = typer.Option(..., "--ensemble", "-e",
-                                  help="Run directory holding ensemble.json."),
+    prompts: list[str] | None = typer.Argument(
+        None, help="Prompt texts (client statements); an argument FIELD=VALUE naming a "
+                   "GenerateConfig field is an override (sampling.top_p=0.9, level=logits)."),
+    ensemble: Path | None = typer.Option(None, "--ensemble", "-e",
+                                         help="Run directory holding ensemble.json."),
     weights: str | None = typer.Option(
         None, "--weights", "-w", help="Per-objective weights, e.g. reflection=0.8,empathy=0.5,"
                                       "fluency=0.1 (omitted names get 0). Default: the "
                                       "searched best weights, else uniform."),
-    level: str = typer.Option("states", "--level", help="Aggregation: states, logits, params."),
-    max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
-    sample: bool = typer.Option(False, "--sample/--greedy", help="Sample or decode greedily."),
-    temperature: float = typer.Option(1.0, "--temperature"),
-    top_p: float = typer.Option(1.0, "--top-p"),
-    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    level: str | None = typer.Option(None, "--level", help="Aggregation: states (default), "
+                                     "logits, params."),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="(64)"),
+    sample: bool | None = typer.Option(None, "--sample/--greedy", help="Sample or decode "
+                                       "greedily (default)."),
+    temperature: float | None = typer.Option(None, "--temperature", help="(1.0)"),
+    top_p: float | None = typer.Option(None, "--top-p", help="(1.0)"),
+    seed: int | None = typer.Option(None, "--seed", help="Sampling seed (0)."),
     system: str | None = typer.Option(None, "--system", help="System prompt (default: the "
                                                              "ensemble's)."),
     file: Path | None = typer.Option(None, "--file", "-f", help="More prompts: .txt (one per "
                                                                 "line) or a table."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per prompt."),
-    device: str = typer.Option("auto", "--device"),
+    as_json: bool | None = typer.Option(None, "--json", help="Print one JSON object per prompt."),
+    device: str | None = typer.Option(None, "--device", help="auto (default), cpu, cuda."),
+    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
 ) -> None:
     """Generate with a weighted ensemble: choose the objectives' trade-off without retraining."""
-    from moalign.core.config import ConfigError
-    from moalign.emorl.decoding import LEVELS
+    from moalign.emorl.ensemble import parse_weights
     from moalign.emorl.manifest import EnsembleManifest, load_ensemble
     from moalign.evaluation.evaluate import ensemble_generate_fn
 
-    texts = list(prompts or []) + (read_prompt_file(file) if file is not None else [])
-    if not texts:
-        raise ConfigError('give prompt texts as arguments (moalign generate -e RUN "text") or '
-                          "--file prompts.txt")
-    if level not in LEVELS:
-        raise ConfigError(f"--level {level!r} is not one of {list(LEVELS)}")
-    manifest = EnsembleManifest.load(ensemble)  # clear errors before loading any model
-    w, note = resolve_weights(weights, manifest)
+    texts, overrides = split_overrides(prompts, GenerateConfig)
+    cfg = command_config(GenerateConfig, config, overrides, **{
+        "ensemble": ensemble, "prompts": texts or None, "weights": weights, "level": level,
+        "sampling.max_new_tokens": max_new_tokens, "sampling.do_sample": sample,
+        "sampling.temperature": temperature, "sampling.top_p": top_p, "sampling.seed": seed,
+        "system": system, "file": file, "as_json": as_json, "device": device})
+    texts = cfg.prompts + (read_prompt_file(Path(cfg.file)) if cfg.file is not None else [])
+    run = Path(str(cfg.ensemble))
+    manifest = EnsembleManifest.load(run)  # clear errors before loading any model
+    spec, note = ((cfg.weights, None) if cfg.weights is not None
+                  else manifest.default_weights())
+    w = parse_weights(spec, manifest.objectives)  # (K,) validated
     if note:
         typer.echo(f"note: {note}", err=True)
-    ens, _ = load_ensemble(ensemble, device=device)
+    ens, _ = load_ensemble(run, device=cfg.device)
     generate_fn = ensemble_generate_fn(
-        ens, w, level=level, max_new_tokens=max_new_tokens, do_sample=sample,
-        temperature=temperature, top_p=top_p,
-        system=system if system is not None else manifest.system)
-    responses = generate_fn(texts, seed)
+        ens, w, level=cfg.level, sampling=cfg.sampling,
+        system=cfg.system if cfg.system is not None else manifest.system)
+    responses = generate_fn(texts, cfg.sampling.seed or 0)
     named = {n: round(float(x), 6) for n, x in zip(manifest.objectives, w.tolist(), strict=True)}
     for prompt, response in zip(texts, responses, strict=True):
-        if as_json:
+        if cfg.as_json:
             typer.echo(json.dumps({"prompt": prompt, "response": response, "weights": named,
-                                   "level": level}, ensure_ascii=False))
+                                   "level": cfg.level}, ensure_ascii=False))
         else:
             typer.echo(response)
 
@@ -145,119 +160,56 @@ def generate_cmd(
 # ----------------------------------------------------------------------------- ensembles
 
 
-def adapter_folder(path: str | Path) -> Path:
-    """A LoRA adapter folder: `path` itself, or `path/adapter` (an SCST trainer's out_dir)."""
-    from moalign.core.errors import ModelNotFoundError
+@dataclass
+class EnsembleCreateConfig:
+    """`moalign ensemble create RUN_DIR`: a base model plus one LoRA expert per objective."""
 
-    path = Path(path).expanduser()
-    for candidate in (path, path / "adapter"):
-        if (candidate / "adapter_config.json").is_file():
-            return candidate
-    raise ModelNotFoundError(f"{path} holds no LoRA adapter (adapter_config.json missing); pass "
-                             "an adapter folder or an SCST run's out_dir")
+    base: str | None = None  # bundled id, local folder or HF id (required)
+    experts: dict[str, str] = field(default_factory=dict)  # objective -> adapter dir/SCST out_dir
+    system: str | None = None  # system prompt for generation
+    copy: bool = True  # copy adapters into the run dir (false: reference them where they are)
 
-
-def check_objective_name(name: str) -> None:
-    from moalign.core.errors import ObjectiveError
-
-    if not OBJECTIVE_NAME.match(name):
-        raise ObjectiveError(f"objective name {name!r} may only use letters, digits, '_' and "
-                             "'-' (it appears in --weights name=value lists)")
-    if name in "lora_":  # PEFT would mistake the adapter's weights for LoRA prefixes
-        raise ObjectiveError(f"objective name {name!r} is part of PEFT's 'lora_' prefix; "
-                             "pick a longer name")
+    def validate(self) -> None:
+        require(self.base is not None, "give --base MODEL (bundled id, folder or HF id)")
+        require(bool(self.experts), "give at least one --expert name=PATH")
 
 
-def place_adapter(run_dir: Path, name: str, source: Path, copy: bool) -> str:
-    """The manifest entry for an expert: copied to experts/NAME/adapter, or referenced.
+@dataclass
+class EnsembleAddConfig:
+    """`moalign ensemble add RUN_DIR`: one more objective's expert."""
 
-    An adapter already inside the run directory is referenced relatively, never copied.
-    """
-    from moalign.core.io import atomic_dir
+    objective: str | None = None  # the new objective's name (required)
+    adapter: str | None = None  # its LoRA adapter folder or SCST out_dir (required)
+    copy: bool = True  # copy the adapter into the run dir
 
-    src = adapter_folder(source).resolve()
-    root = run_dir.resolve()
-    if src.is_relative_to(root):
-        return str(src.relative_to(root))
-    if not copy:
-        return str(src)
-    target = run_dir / "experts" / name / "adapter"
-    if target.exists():
-        raise FileExistsError(f"{target} already exists; remove it or pick another objective "
-                              "name")
-    with atomic_dir(target) as tmp:
-        shutil.copytree(src, tmp, dirs_exist_ok=True)
-    return str(target.relative_to(run_dir))
-
-
-def create_ensemble(run_dir: Path, base: str, experts: dict[str, Path], system: str | None,
-                    copy: bool = True, force: bool = False) -> Any:
-    """Write a new ensemble.json for `base` + experts (each copied into the run dir)."""
-    from moalign.core.config import ConfigError
-    from moalign.emorl.manifest import MANIFEST, EnsembleManifest
-
-    if (run_dir / MANIFEST).exists() and not force:
-        raise ConfigError(f"{run_dir / MANIFEST} already exists; add experts with `moalign "
-                          "ensemble add`, or pass --force to replace it")
-    if not experts:
-        raise ConfigError("give at least one --expert name=PATH")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    manifest = EnsembleManifest(base=base, system=system)
-    for name, path in experts.items():
-        check_objective_name(name)
-        manifest.add_expert(name, place_adapter(run_dir, name, path, copy))
-    manifest.save(run_dir)
-    return manifest
-
-
-def add_expert(run_dir: Path, name: str, adapter: Path, copy: bool = True) -> Any:
-    """Add one objective's expert to an existing ensemble; existing experts are untouched.
-
-    Searched best weights get weight 0 for the new objective, so the ensemble keeps generating
-    exactly as before until the weights are searched again.
-    """
-    from moalign.core.errors import ObjectiveError
-    from moalign.emorl.manifest import EnsembleManifest
-
-    manifest = EnsembleManifest.load(run_dir)
-    check_objective_name(name)
-    if name in manifest.experts:
-        raise ObjectiveError(f"the ensemble already has an expert for {name!r} (objectives: "
-                             f"{manifest.objectives}); pick another name")
-    manifest.add_expert(name, place_adapter(run_dir, name, adapter, copy))
-    if manifest.best_weights:
-        manifest.best_weights = {**manifest.best_weights, name: 0.0}
-    manifest.save(run_dir)
-    return manifest
-
-
-def _parse_experts(items: list[str]) -> dict[str, Path]:
-    from moalign.core.config import ConfigError
-
-    experts: dict[str, Path] = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name.strip() or not path.strip():
-            raise ConfigError(f"--expert {item!r} must look like name=PATH")
-        if name.strip() in experts:
-            raise ConfigError(f"--expert {name.strip()!r} given twice")
-        experts[name.strip()] = Path(path.strip())
-    return experts
+    def validate(self) -> None:
+        require(self.objective is not None and self.adapter is not None,
+                "give --objective NAME and --adapter DIR")
 
 
 @ensemble_app.command("create")
 def ensemble_create_cmd(
     run_dir: Path = typer.Argument(..., help="Run directory to hold ensemble.json."),
-    base: str = typer.Option(..., "--base", help="Base model: bundled id, folder or HF id."),
-    expert: list[str] = typer.Option(..., "--expert", help="name=ADAPTER_DIR (repeatable); an "
-                                                           "SCST out_dir works too."),
+    overrides: list[str] | None = typer.Argument(
+        None, help="key=value overrides of EnsembleCreateConfig, e.g. experts.empathy=DIR"),
+    base: str | None = typer.Option(None, "--base", help="Base model: bundled id, folder or HF "
+                                    "id."),
+    expert: list[str] | None = typer.Option(None, "--expert", help="name=ADAPTER_DIR "
+                                            "(repeatable); an SCST out_dir works too."),
     system: str | None = typer.Option(None, "--system", help="System prompt for generation."),
-    copy: bool = typer.Option(True, "--copy/--link", help="Copy adapters into the run dir, or "
-                                                          "reference them where they are."),
+    copy: bool | None = typer.Option(None, "--copy/--link", help="Copy adapters into the run "
+                                     "dir (default), or reference them where they are."),
     force: bool = typer.Option(False, "--force", help="Replace an existing ensemble.json."),
+    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
 ) -> None:
     """Assemble an ensemble from trained experts (e.g. `moalign train-expert` outputs)."""
-    manifest = create_ensemble(run_dir, base, _parse_experts(expert), system, copy, force)
+    from moalign.emorl.manifest import create_ensemble
+
+    experts = (parse_pairs(expert, "name=PATH", "--expert", raw=True, unique=True)
+               if expert else None)
+    cfg = command_config(EnsembleCreateConfig, config, overrides, base=base, experts=experts,
+                         system=system, copy=copy)
+    manifest = create_ensemble(run_dir, str(cfg.base), cfg.experts, cfg.system, cfg.copy, force)
     typer.echo(f"ensemble {run_dir} with experts {manifest.objectives}; next: "
                f"`moalign search --ensemble {run_dir}`")
 
@@ -265,13 +217,22 @@ def ensemble_create_cmd(
 @ensemble_app.command("add")
 def ensemble_add_cmd(
     run_dir: Path = typer.Argument(..., help="Run directory holding ensemble.json."),
-    objective: str = typer.Option(..., "--objective", help="The new objective's name."),
-    adapter: Path = typer.Option(..., "--adapter", help="Its LoRA adapter folder (or SCST "
-                                                        "out_dir)."),
-    copy: bool = typer.Option(True, "--copy/--link", help="Copy the adapter into the run dir."),
+    overrides: list[str] | None = typer.Argument(
+        None, help="key=value overrides of EnsembleAddConfig."),
+    objective: str | None = typer.Option(None, "--objective", help="The new objective's name."),
+    adapter: Path | None = typer.Option(None, "--adapter", help="Its LoRA adapter folder (or "
+                                        "SCST out_dir)."),
+    copy: bool | None = typer.Option(None, "--copy/--link", help="Copy the adapter into the run "
+                                     "dir (default)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
 ) -> None:
     """Add an objective's expert without retraining (or touching) the others."""
-    manifest = add_expert(run_dir, objective, adapter, copy)
+    from moalign.emorl.manifest import add_expert
+
+    cfg = command_config(EnsembleAddConfig, config, overrides, objective=objective,
+                         adapter=adapter, copy=copy)
+    objective = str(cfg.objective)
+    manifest = add_expert(run_dir, objective, str(cfg.adapter), cfg.copy)
     typer.echo(f"added {objective!r}: experts now {manifest.objectives}. Search new weights with "
                f"`moalign search --ensemble {run_dir} fresh=true`")
     if manifest.best_weights:

@@ -1,16 +1,41 @@
-"""MOLMA commands: `train-rm`, `train-joint`, `compare`.
+"""MOLMA commands: `train-rm` (`RMConfig`), `train-joint` (`MolmaConfig`), `compare`
+(`CompareConfig`). Options follow the convention of `moalign.commands`.
 
 Heavy imports (torch, transformers) happen inside the command bodies so `moalign --help` is fast.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from moalign.cli import app
+from moalign.commands import CONFIG_HELP, command_config
+from moalign.core.config import parse_overrides, parse_pairs, require
+
+
+@dataclass
+class CompareConfig:
+    """`moalign compare`: greedy responses of several models on the same prompts, scored."""
+
+    models: dict[str, str] = field(default_factory=dict)  # name -> adapter/run folder or model id
+    against: dict[str, str] = field(default_factory=dict)  # baselines; {}: first model vs others
+    objectives: list[Any] = field(default_factory=lambda: ["helpfulness", "safety"])
+    prompts: Any = None  # prompt file or embedded name; None: the first run's held-out prompts
+    n_prompts: int = 24
+    out: str = "runs/compare"
+    max_new_tokens: int = 64
+    base: str | None = None  # base model of adapters; None: each run's config/adapter_config
+    device: str = "auto"
+
+    def validate(self) -> None:
+        require(bool(self.models), "give at least one --model NAME=DIR")
+        twice = sorted(set(self.models) & set(self.against))
+        require(not twice, f"model name(s) {twice} given in both --model and --against")
+        require(self.n_prompts >= 1, f"n_prompts must be >= 1, got {self.n_prompts}")
 
 
 def _echo_json(obj: Any) -> None:
@@ -26,12 +51,13 @@ def train_rm_cmd(
                                          "(saved where the scorers look unless out= is given)."),
     data: str | None = typer.Option(None, "--data", help="Preference pairs (prompt, chosen, "
                                     "rejected; HH/PKU/SHP layouts detected)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML RMConfig."),
-    overrides: list[str] | None = typer.Argument(None, help="key=value overrides, e.g. "
-                                                 "backbone=smollm2-135m-instruct train=lora"),
+    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    overrides: list[str] | None = typer.Argument(None, help="key=value overrides of RMConfig, "
+                                                 "e.g. backbone=smollm2-135m-instruct "
+                                                 "train=lora"),
 ) -> None:
     """Train a Bradley-Terry reward model (MOLMA §3.2) and report its held-out accuracy."""
-    from moalign.core.config import ConfigError, load_config, save_config
+    from moalign.core.config import save_config
     from moalign.rewards.reward_models import (
         EMBEDDED_PREFS,
         RMConfig,
@@ -39,18 +65,10 @@ def train_rm_cmd(
         train_reward_model,
     )
 
-    items = list(overrides or [])
-    if objective is None and data is None and config is None and not any(
-            i.startswith(("objective=", "data=")) for i in items):
-        raise ConfigError("say what to learn: --objective helpfulness|safety or --data FILE")
-    if objective is not None:
-        items.append(f"objective={objective}")
-    if data is not None:
-        items.append(f"data={data}")
-    cfg = load_config(RMConfig, config, items)
+    cfg = command_config(RMConfig, config, overrides, objective=objective, data=data)
     embedded = cfg.objective in EMBEDDED_PREFS and cfg.data is None
-    if embedded and not any(i.startswith("out=") for i in items) and (
-            config is None or cfg.out == RMConfig.out):
+    if embedded and "out" not in parse_overrides(overrides) and (
+            config is None or cfg.out == RMConfig.out):  # where the scorers look for it
         cfg.out = str(embedded_reward_model_dir(str(cfg.objective)))
     result = train_reward_model(cfg)
     save_config(cfg, cfg.out, name="train_rm.yaml")
@@ -62,50 +80,40 @@ def train_rm_cmd(
 
 @app.command("train-joint")
 def train_joint_cmd(
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML MolmaConfig."),
+    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     mode: str | None = typer.Option(None, "--mode", help="molma | so | so_weighted | "
                                     "so_piecewise"),
     combiner: str | None = typer.Option(None, "--combiner", help="aligned_mtl | weighted_sum | "
                                         "pcgrad"),
     resume: bool = typer.Option(False, "--resume", help="Continue from out_dir/checkpoint."),
-    overrides: list[str] | None = typer.Argument(None, help="key=value overrides, e.g. "
-                                                 "iterations=5 memory=16 max_new_tokens=32"),
+    overrides: list[str] | None = typer.Argument(None, help="key=value overrides of "
+                                                 "MolmaConfig, e.g. iterations=5 memory=16 "
+                                                 "max_new_tokens=32"),
 ) -> None:
     """MOLMA joint training (APA, per-objective critics, Aligned-MTL) or an SO baseline."""
-    from moalign.core.config import load_config
     from moalign.molma.trainer import MolmaConfig, train_molma
 
-    items = list(overrides or [])
-    items += [f"mode={mode}"] if mode else []
-    items += [f"combiner={combiner}"] if combiner else []
-    cfg = load_config(MolmaConfig, config, items)
+    cfg = command_config(MolmaConfig, config, overrides, mode=mode, combiner=combiner)
     summary = train_molma(cfg, resume=resume)
     _echo_json(summary)
 
 
-def _named(specs: list[str], flag: str) -> dict[str, str]:
-    from moalign.core.config import ConfigError
-
-    out: dict[str, str] = {}
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep:
-            name, path = Path(spec).name or spec, spec
-        if not name or not path:
-            raise ConfigError(f"{flag} expects NAME=DIR (or a model id), got {spec!r}")
-        if name in out:
-            raise ConfigError(f"model name {name!r} is given twice")
-        out[name] = path
-    return out
+def _named(specs: list[str] | None, flag: str) -> dict[str, str] | None:
+    """`NAME=DIR` items (a bare DIR or model id is named after its last component)."""
+    if not specs:
+        return None
+    items = [s if "=" in s else f"{Path(s).name or s}={s}" for s in specs]
+    return parse_pairs(items, "NAME=DIR (or a model id)", flag, raw=True, unique=True)
 
 
 def _default_prompts(models: dict[str, str], n: int) -> list[str]:
     """Held-out prompts of the first run folder's config (else the MolmaConfig defaults)."""
     from moalign.core.config import load_config
     from moalign.molma.trainer import MolmaConfig, held_out_prompts
+    from moalign.runs.layout import UnitDir
 
     for path in models.values():
-        cfg_file = Path(path) / "config.yaml"
+        cfg_file = UnitDir(Path(path)).config
         if cfg_file.is_file():
             return held_out_prompts(load_config(MolmaConfig, cfg_file), n)
     return held_out_prompts(MolmaConfig(), n)
@@ -113,32 +121,41 @@ def _default_prompts(models: dict[str, str], n: int) -> list[str]:
 
 @app.command("compare")
 def compare_cmd(
-    model: list[str] = typer.Option(..., "--model", "-m", help="NAME=DIR (adapter folder or run "
-                                    "folder) or NAME=MODEL_ID; repeatable."),
+    model: list[str] | None = typer.Option(None, "--model", "-m", help="NAME=DIR (adapter "
+                                           "folder or run folder) or NAME=MODEL_ID; "
+                                           "repeatable."),
     against: list[str] | None = typer.Option(None, "--against", "-a", help="NAME=DIR baselines "
                                              "(e.g. reference=smollm2-135m-instruct); default: "
                                              "the first --model versus the others."),
-    objectives: str = typer.Option("helpfulness,safety", "--objectives", "-o"),
+    objectives: str | None = typer.Option(None, "--objectives", "-o", help="(helpfulness,"
+                                          "safety)"),
     prompts: str | None = typer.Option(None, "--prompts", help="Prompt file or embedded name; "
                                        "default: the held-out prompts of the first run."),
-    n_prompts: int = typer.Option(24, "--n-prompts", help="Number of prompts."),
-    out: Path = typer.Option(Path("runs/compare"), "--out"),
-    max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
+    n_prompts: int | None = typer.Option(None, "--n-prompts", help="Number of prompts (24)."),
+    out: Path | None = typer.Option(None, "--out", help="(runs/compare)"),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="(64)"),
     base: str | None = typer.Option(None, "--base", help="Base model of the adapters (default: "
                                     "from each run's config / adapter_config.json)."),
-    device: str = typer.Option("auto", "--device"),
+    device: str | None = typer.Option(None, "--device", help="(auto)"),
+    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    overrides: list[str] | None = typer.Argument(None, help="key=value overrides of "
+                                                 "CompareConfig."),
 ) -> None:
     """Greedy responses on the same prompts, rewards per objective, win rates, scatter plot."""
     from moalign.data import load_prompts
     from moalign.evaluation.win_rates import compare
 
-    primary, baselines = _named(model, "--model"), _named(against or [], "--against")
-    models = {**primary, **baselines}
-    test = (load_prompts(prompts)[:n_prompts] if prompts
-            else _default_prompts(models, n_prompts))
-    results = compare(models, test, [o.strip() for o in objectives.split(",") if o.strip()],
-                      out_dir=out, against=list(baselines) or None, base=base,
-                      max_new_tokens=max_new_tokens, device=device)
+    cfg = command_config(CompareConfig, config, overrides, models=_named(model, "--model"),
+                         against=_named(against, "--against"), objectives=objectives,
+                         prompts=prompts, n_prompts=n_prompts, out=out,
+                         max_new_tokens=max_new_tokens, base=base, device=device)
+    models = {**cfg.models, **cfg.against}
+    test = (load_prompts(cfg.prompts)[:cfg.n_prompts] if cfg.prompts
+            else _default_prompts(models, cfg.n_prompts))
+    out = Path(cfg.out)
+    results = compare(models, test, cfg.objectives, out_dir=out,
+                      against=list(cfg.against) or None, base=cfg.base,
+                      max_new_tokens=cfg.max_new_tokens, device=cfg.device)
     typer.echo((out / "table.md").read_text(encoding="utf-8"))
     typer.echo(f"wrote {out}/results.json, table.md, generations.jsonl"
                + (", scatter.png" if len(results["objectives"]) >= 2 else ""))

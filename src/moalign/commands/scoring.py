@@ -1,18 +1,55 @@
-"""Basic commands: `score`, `train-scorer`, `prepare`, `metrics`.
+"""Basic commands: `score` (`ScoreConfig`), `train-scorer` (`TrainScorerConfig`), `prepare` (no
+options), `metrics` (`MetricsConfig`). Options follow the convention of `moalign.commands`.
 
 Heavy imports (torch, transformers) happen inside the command bodies so `moalign --help` is fast.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from moalign.cli import app
+from moalign.commands import CONFIG_HELP, command_config
+from moalign.core.config import require
 
 DEFAULT_OBJECTIVES = "reflection,empathy,fluency"
+
+
+@dataclass
+class ScoreConfig:
+    """`moalign score`: one (prompt, response) pair or a table of them, on some objectives."""
+
+    objectives: list[Any] = field(default_factory=lambda: DEFAULT_OBJECTIVES.split(","))
+    prompt: str | None = None  # one prompt to score ...
+    response: str | None = None  # ... and its response
+    file: str | None = None  # or a JSONL/CSV/Parquet table of pairs
+    prompt_column: str = "prompt"
+    response_column: str = "response"
+    out: str | None = None  # per-example scores (.jsonl/.csv/.json)
+    batch_size: int = 16  # examples per scorer call
+
+    def validate(self) -> None:
+        require(self.file is not None or (self.prompt is not None and self.response is not None),
+                "give --prompt and --response, or --file with prompt/response columns")
+        require(len(self.objectives) > 0, "objectives is empty; e.g. --objectives reflection")
+        require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class MetricsConfig:
+    """`moalign metrics`: lexical metrics of the responses in a table."""
+
+    file: str | None = None  # JSONL/CSV/Parquet of responses (required)
+    prompt_column: str = "prompt"  # for the edit rate
+    response_column: str = "response"
+    out: str | None = None  # write the metrics as JSON
+
+    def validate(self) -> None:
+        require(self.file is not None, "give --file with a table of responses")
 
 
 def _console() -> Any:
@@ -21,10 +58,11 @@ def _console() -> Any:
     return Console()
 
 
-def _read_pairs(file: Path, prompt_column: str, response_column: str) -> list[dict[str, Any]]:
+def _read_pairs(file: str, prompt_column: str, response_column: str) -> list[dict[str, Any]]:
     from moalign.data import load_table
 
-    return load_table(file, columns={"prompt": prompt_column, "response": response_column})
+    return load_table(Path(file), columns={"prompt": prompt_column,
+                                           "response": response_column})
 
 
 def _write_rows(out: Path, rows: list[dict[str, Any]]) -> None:
@@ -61,52 +99,57 @@ def _scores_table(rows: list[dict[str, Any]], names: list[str], max_rows: int = 
 
 @app.command("score")
 def score(
-    objectives: str = typer.Option(DEFAULT_OBJECTIVES, "--objectives", "-o",
-                                   help="Comma-separated objective names, scorer folders or "
-                                        "kind:value specs (e.g. python:pkg.mod:func)."),
+    objectives: str | None = typer.Option(
+        None, "--objectives", "-o", help="Comma-separated objective names, scorer folders or "
+        f"kind:value specs (e.g. python:pkg.mod:func); default {DEFAULT_OBJECTIVES}."),
     prompt: str | None = typer.Option(None, "--prompt", help="One prompt to score."),
     response: str | None = typer.Option(None, "--response", help="Its response."),
     file: Path | None = typer.Option(None, "--file", "-f",
                                      help="JSONL/CSV/Parquet with prompt and response columns."),
-    prompt_column: str = typer.Option("prompt", help="Prompt column of --file."),
-    response_column: str = typer.Option("response", help="Response column of --file."),
+    prompt_column: str | None = typer.Option(None, help="Prompt column of --file (prompt)."),
+    response_column: str | None = typer.Option(None, help="Response column of --file "
+                                               "(response)."),
     out: Path | None = typer.Option(None, "--out", help="Write per-example scores (.jsonl/.csv)."),
-    batch_size: int = typer.Option(16, help="Examples per scorer call."),
+    batch_size: int | None = typer.Option(None, help="Examples per scorer call (16)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    overrides: list[str] | None = typer.Argument(None, help="key=value overrides of ScoreConfig."),
 ) -> None:
     """Score (prompt, response) pairs on one or more objectives and print a table."""
-    from moalign.core.config import ConfigError
     from moalign.rewards.scorers import build_scorers, score_matrix
 
-    if file is not None:
-        pairs = _read_pairs(file, prompt_column, response_column)
-    elif prompt is not None and response is not None:
-        pairs = [{"prompt": prompt, "response": response}]
+    cfg = command_config(ScoreConfig, config, overrides, objectives=objectives, prompt=prompt,
+                         response=response, file=file, out=out,
+                         prompt_column=prompt_column, response_column=response_column,
+                         batch_size=batch_size)
+    if cfg.file is not None:
+        pairs = _read_pairs(cfg.file, cfg.prompt_column, cfg.response_column)
     else:
-        raise ConfigError("give --prompt and --response, or --file with prompt/response columns")
-    scorers = build_scorers(objectives)
+        pairs = [{"prompt": cfg.prompt, "response": cfg.response}]
+    scorers = build_scorers(cfg.objectives)
     prompts = [str(p["prompt"]) for p in pairs]
     responses = [str(p["response"]) for p in pairs]
-    matrix = score_matrix(scorers, prompts, responses, batch_size=batch_size)  # (B, K)
+    matrix = score_matrix(scorers, prompts, responses, batch_size=cfg.batch_size)  # (B, K)
     names = [s.name for s in scorers]
     rows = [{"prompt": p, "response": r, **dict(zip(names, map(float, m), strict=True))}
             for p, r, m in zip(prompts, responses, matrix.tolist(), strict=True)]
     _console().print(_scores_table(rows, names))
-    if out is not None:
-        _write_rows(out, rows)
-        typer.echo(f"wrote {len(rows)} rows to {out}")
+    if cfg.out is not None:
+        _write_rows(Path(cfg.out), rows)
+        typer.echo(f"wrote {len(rows)} rows to {cfg.out}")
 
 
 @app.command("train-scorer")
 def train_scorer_cmd(
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML TrainScorerConfig."),
-    overrides: list[str] | None = typer.Argument(None, help="key=value overrides, e.g. "
-                                                           "data=my.jsonl out=runs/refl hidden=64"),
+    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    overrides: list[str] | None = typer.Argument(None, help="key=value overrides of "
+                                                 "TrainScorerConfig, e.g. data=my.jsonl "
+                                                 "out=runs/refl hidden=64"),
 ) -> None:
     """Train a MiniLM pair-head scorer on labelled (prompt, response, label) rows."""
-    from moalign.core.config import load_config, save_config
+    from moalign.core.config import save_config
     from moalign.rewards.heads import TrainScorerConfig, train_scorer
 
-    cfg = load_config(TrainScorerConfig, config, overrides or [])
+    cfg = command_config(TrainScorerConfig, config, overrides)
     result = train_scorer(cfg)
     save_config(cfg, cfg.out, name="train_scorer.yaml")
     typer.echo(f"held-out accuracy {result['val_accuracy']:.4f} (n_val={result['n_val']}, "
@@ -152,16 +195,24 @@ def prepare() -> None:
 
 @app.command("metrics")
 def metrics_cmd(
-    file: Path = typer.Option(..., "--file", "-f", help="JSONL/CSV/Parquet of responses."),
-    prompt_column: str = typer.Option("prompt", help="Prompt column (for edit rate)."),
-    response_column: str = typer.Option("response", help="Response column."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="JSONL/CSV/Parquet of "
+                                     "responses."),
+    prompt_column: str | None = typer.Option(None, help="Prompt column, for the edit rate "
+                                             "(prompt)."),
+    response_column: str | None = typer.Option(None, help="Response column (response)."),
     out: Path | None = typer.Option(None, "--out", help="Write the metrics as JSON."),
+    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    overrides: list[str] | None = typer.Argument(None, help="key=value overrides of "
+                                                 "MetricsConfig."),
 ) -> None:
     """Lexical metrics of responses: diversity-2 and edit rate (mean ± std)."""
     from moalign.core.io import atomic_write_json
     from moalign.evaluation.metrics import distinct_n, diversity2, edit_rate, mean_std
 
-    rows = _read_pairs(file, prompt_column, response_column)
+    cfg = command_config(MetricsConfig, config, overrides, file=file,
+                         prompt_column=prompt_column, response_column=response_column,
+                         out=out)
+    rows = _read_pairs(str(cfg.file), cfg.prompt_column, cfg.response_column)
     prompts = [str(r["prompt"]) for r in rows]
     responses = [str(r["response"]) for r in rows]
     d2 = [distinct_n(r, 2) for r in responses]
@@ -172,6 +223,6 @@ def metrics_cmd(
     for key in ("diversity2", "edit_rate"):
         typer.echo(f"{key}: {result[key]:.4f} ± {result[key + '_std']:.4f}")
     typer.echo(f"n: {result['n']}")
-    if out is not None:
-        atomic_write_json(out, result)
-        typer.echo(f"wrote {out}")
+    if cfg.out is not None:
+        atomic_write_json(Path(cfg.out), result)
+        typer.echo(f"wrote {cfg.out}")

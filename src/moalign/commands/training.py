@@ -1,7 +1,7 @@
 """SCST training commands: `train-expert` (one objective) and `train-baseline` (uniform / DynaOpt).
 
-Both run the same loop, `moalign.emorl.scst.train_scst`. Settings come from an optional YAML
-`SCSTConfig` (`--config`), then the options, then trailing `key=value` overrides, e.g.
+Both run the same loop, `moalign.emorl.scst.train_scst`, configured by one `SCSTConfig` following
+the convention of `moalign.commands` (`--config` YAML, shortcut flags, trailing `key=value`), e.g.
 
     moalign train-expert --objective reflection max_steps=40 batch_size=4
     moalign train-expert --objective empathy --seeds 0,1,2 --out-dir runs/experts/empathy
@@ -13,13 +13,15 @@ Heavy imports (torch, transformers) happen inside the command bodies so `moalign
 
 from __future__ import annotations
 
-import re
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from moalign.cli import app
+from moalign.commands import CONFIG_HELP, command_config
+from moalign.core.config import parse_overrides
 
 DEFAULT_OBJECTIVES = "reflection,empathy,fluency"
 DEFAULT_OUT_DIR = "runs/scst"
@@ -27,21 +29,6 @@ DEFAULT_OUT_DIR = "runs/scst"
 OVERRIDES_HELP = ("key=value overrides of the SCST config, e.g. max_steps=40 batch_size=4 "
                   "n_samples=3 max_new_tokens=32 lr=1e-4 kl_coef=0.01 reward_transform=log "
                   "data=my_prompts.csv column=text val_data=null device=cpu")
-
-
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """`key=value` strings -> {key: YAML value}."""
-    import yaml
-
-    from moalign.core.config import ConfigError
-
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key=value (e.g. max_steps=40)")
-        key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 def parse_seeds(text: str | None) -> list[int] | None:
@@ -82,21 +69,14 @@ def parse_weights(text: str | None, objectives: list[str]) -> list[float] | None
                           "0.5,0.3,0.2 or reflection=0.5,empathy=0.3,fluency=0.2") from None
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^0-9A-Za-z_.-]+", "_", text).strip("_") or "run"
-
-
-def _build_config(config: Path | None, options: dict[str, Any], overrides: list[str] | None,
-                  default_out: str) -> Any:
-    from moalign.core.config import load_config
+def _build_config(config: Path | None, overrides: list[str] | None, default_out: str,
+                  **shortcuts: Any) -> Any:
+    """The `SCSTConfig`; an out_dir set nowhere becomes `default_out` (per objective/method)."""
     from moalign.emorl.scst import SCSTConfig
 
-    merged = {k: v for k, v in options.items() if v is not None}
-    merged.update(parse_overrides(overrides))
-    cfg = load_config(SCSTConfig, config, merged)
-    if cfg.out_dir == DEFAULT_OUT_DIR and "out_dir" not in merged:
-        import dataclasses
-
+    cfg = command_config(SCSTConfig, config, overrides, **shortcuts)
+    explicit = shortcuts.get("out_dir") is not None or "out_dir" in parse_overrides(overrides)
+    if cfg.out_dir == DEFAULT_OUT_DIR and not explicit:
         cfg = dataclasses.replace(cfg, out_dir=default_out)
     return cfg
 
@@ -136,7 +116,7 @@ def train_expert(
         None, "--objective", "-o", help="Objective to train the expert for: an embedded name "
         "(reflection, empathy, fluency, ...), a scorer folder, or kind:value "
         "(e.g. python:pkg.mod:func). Default: the config's single objective."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML SCSTConfig."),
+    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds (e.g. 0,1,2): "
                                      "one run per seed in OUT_DIR/seed_<s>/, mean ± std."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint."),
@@ -147,10 +127,12 @@ def train_expert(
     overrides: list[str] | None = typer.Argument(None, help=OVERRIDES_HELP),
 ) -> None:
     """Train one SCST expert (a LoRA adapter) for one objective (EMORL §5.1)."""
-    options: dict[str, Any] = {"objectives": [objective] if objective else None,
-                               "method": "expert", "policy": policy, "out_dir": out_dir}
+    from moalign.core.naming import slug
+
     name = objective or "expert"
-    cfg = _build_config(config, options, overrides, f"runs/experts/{_slug(name)}")
+    cfg = _build_config(config, overrides, f"runs/experts/{slug(name)}",
+                        objectives=[objective] if objective else None, method="expert",
+                        policy=policy, out_dir=out_dir)
     _run(cfg, parse_seeds(seeds), resume)
 
 
@@ -163,7 +145,7 @@ def train_baseline(
         f"else {DEFAULT_OBJECTIVES})."),
     weights: str | None = typer.Option(None, "--weights", "-w", help="uniform only: 0.5,0.3,0.2 "
                                        "or reflection=0.5,... (default 1/K each)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML SCSTConfig."),
+    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
     seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint."),
     policy: str | None = typer.Option(None, "--policy", help="Base policy (id or folder)."),
@@ -173,6 +155,7 @@ def train_baseline(
 ) -> None:
     """Train a multi-objective SCST baseline: uniform weighted reward or DynaOpt."""
     from moalign.core.config import ConfigError
+    from moalign.core.naming import objective_name
 
     if method not in ("uniform", "dynaopt"):
         raise ConfigError(f"--method {method!r} is not a baseline; choose uniform or dynaopt "
@@ -180,14 +163,10 @@ def train_baseline(
     if objectives is None and config is None:
         objectives = DEFAULT_OBJECTIVES
     names = [o.strip() for o in objectives.split(",") if o.strip()] if objectives else None
-    options = {"objectives": names, "method": method, "policy": policy, "out_dir": out_dir}
-    cfg = _build_config(config, options, overrides, f"runs/baselines/{method}")
+    cfg = _build_config(config, overrides, f"runs/baselines/{method}", objectives=names,
+                        method=method, policy=policy, out_dir=out_dir)
     if weights is not None:
-        cfg.weights = parse_weights(weights, [objective_label(o) for o in cfg.objectives])
+        labels = [objective_name(o, strict=False) for o in cfg.objectives]
+        cfg.weights = parse_weights(weights, labels)
         cfg.validate()
     _run(cfg, parse_seeds(seeds), resume)
-
-
-def objective_label(spec: Any) -> str:
-    """The name a user calls an objective by in `--weights name=value`."""
-    return str(spec.get("name") or spec.get("kind")) if isinstance(spec, dict) else str(spec)

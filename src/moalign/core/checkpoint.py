@@ -16,8 +16,7 @@ import torch
 
 from moalign.core.io import atomic_dir, atomic_write_json
 from moalign.models import Policy
-
-CHECKPOINT = "checkpoint"
+from moalign.runs.layout import UnitDir
 
 
 def rng_state() -> dict[str, Any]:
@@ -49,7 +48,7 @@ def save_checkpoint(
 ) -> Path:
     """Write `run_dir/checkpoint` atomically. `extra` must be torch-serialisable (bandit state,
     data cursor, histories); `modules` holds additional trainable modules (e.g. value heads)."""
-    target = Path(run_dir) / CHECKPOINT
+    target = UnitDir(Path(run_dir)).checkpoint
     with atomic_dir(target) as tmp:
         for name in adapter_names:
             policy.model.save_pretrained(str(tmp / "adapters"), selected_adapters=[name])
@@ -69,7 +68,7 @@ def adapter_folder(ckpt: Path, name: str) -> Path:
 
 
 def has_checkpoint(run_dir: str | Path) -> bool:
-    return (Path(run_dir) / CHECKPOINT / "state.pt").is_file()
+    return (UnitDir(Path(run_dir)).checkpoint / "state.pt").is_file()
 
 
 def load_checkpoint(
@@ -82,7 +81,7 @@ def load_checkpoint(
     from peft import set_peft_model_state_dict
     from peft.utils import load_peft_weights
 
-    ckpt = Path(run_dir) / CHECKPOINT
+    ckpt = UnitDir(Path(run_dir)).checkpoint
     if not (ckpt / "state.pt").is_file():
         raise FileNotFoundError(f"no checkpoint in {run_dir}; start without --resume")
     for name in adapter_names:

@@ -10,18 +10,41 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from moalign.core.io import atomic_write_text
+from moalign.runs.layout import CONFIG_YAML
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 T = TypeVar("T")
+D = TypeVar("D", bound="DataclassInstance")
 
 
 class ConfigError(ValueError):
     """A config value is missing, unknown or invalid; the message says how to fix it."""
+
+
+SET_BY = "moalign_set_by"
+"""Field metadata key of `embed`: the embedded config's fields the enclosing config fills in."""
+
+
+def embed(factory: Callable[[], Any], set_by: Mapping[str, str]) -> Any:
+    """A field that holds another command's config inside this one (a study embeds its trainer's
+    config, so every trainer default lives in one place).
+
+    `set_by` maps each field of the embedded config that the enclosing config fills in for every
+    unit it runs to a phrase saying where the value comes from; a file or override that sets one
+    is an error, and `to_dict` leaves them out. Values may be one config or a `dict[str, config]`.
+    Loading does not call the embedded config's `validate` (its filled-in fields are still
+    placeholders): the enclosing config validates the unit configs it builds.
+    """
+    return dataclasses.field(default_factory=factory, metadata={SET_BY: dict(set_by)})
 
 
 def _is_dataclass_type(tp: Any) -> bool:
@@ -98,18 +121,40 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
-def parse_mapping(text: str) -> dict[str, Any]:
-    """Parse `a=0.8,b=0.5` (CLI form) into a dict; values are YAML scalars."""
+def parse_pairs(items: Iterable[str], form: str = "key=value", what: str = "", *,
+                raw: bool = False, unique: bool = False) -> dict[str, Any]:
+    """The one `key=value` parser: each item splits at its first `=`, keys are stripped.
+
+    Values are read as YAML (`3` -> 3, `null` -> None, `[a,b]` -> a list) unless `raw` keeps
+    the stripped text (paths, model ids; then an empty value is an error too). A repeated key
+    replaces the earlier value, or is an error with `unique`. `form` and `what` word the error,
+    e.g. ``--expert 'x' must look like name=PATH``.
+    """
     out: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        if "=" not in part:
-            raise ConfigError(f"expected name=value pairs separated by commas, got {part!r}")
-        key, val = part.split("=", 1)
-        out[key.strip()] = yaml.safe_load(val.strip())
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or (raw and not value.strip()):
+            raise ConfigError(f"{what} {item!r} must look like {form}".lstrip())
+        if unique and key in out:
+            raise ConfigError(f"{what} {key!r} is given twice".lstrip())
+        out[key] = value.strip() if raw else yaml.safe_load(value)
     return out
 
 
-def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+def parse_mapping(text: str) -> dict[str, Any]:
+    """One CLI value `a=0.8,b=0.5` -> {"a": 0.8, "b": 0.5} (values are YAML scalars)."""
+    parts = [p for p in (s.strip() for s in text.split(",")) if p]
+    return parse_pairs(parts, "name=value, pairs separated by commas")
+
+
+def parse_overrides(items: Iterable[str] | None) -> dict[str, Any]:
+    """CLI overrides `a.b=value ...` -> {"a.b": YAML value}; a later repeat of a key wins."""
+    return parse_pairs(items or [], "key=value (e.g. max_steps=40)", "override")
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "",
+              validate: bool = True) -> T:
     """Build dataclass `cls` from a mapping; unknown keys are an error listing the valid ones."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -119,12 +164,44 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
             f"unknown config key(s) {[prefix + k for k in unknown]} for {cls.__name__}; "
             f"valid keys: {sorted(fields)}"
         )
-    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    kwargs = {}
+    for k, v in data.items():
+        set_by = fields[k].metadata.get(SET_BY)
+        kwargs[k] = (_coerce(v, hints[k], prefix + k) if set_by is None
+                     else _embedded(v, hints[k], prefix + k, set_by))
     obj = cls(**kwargs)
-    validate = getattr(obj, "validate", None)
-    if callable(validate):
-        validate()
+    check = getattr(obj, "validate", None)
+    if validate and callable(check):
+        check()
     return obj
+
+
+def fill(cfg: D, set_by: Mapping[str, str], **values: Any) -> D:
+    """A copy of an `embed` config with every field its enclosing config sets filled in (all of
+    `set_by`, nothing else: one place decides what the enclosing config owns)."""
+    if set(values) != set(set_by):
+        raise TypeError(f"fill {type(cfg).__name__}: give exactly {sorted(set_by)}, got "
+                        f"{sorted(values)}")
+    return dataclasses.replace(cfg, **values)
+
+
+def _embedded(value: Any, tp: Any, where: str, set_by: dict[str, str]) -> Any:
+    """An `embed` field (one config or a `dict[str, config]`): refuse the keys its enclosing
+    config sets; build it without `validate` (its set-by fields are still placeholders)."""
+    if typing.get_origin(tp) is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of names to settings, got {value!r}")
+        item = typing.get_args(tp)[1]
+        return {str(k): _embedded(v, item, f"{where}.{k}", set_by) for k, v in value.items()}
+    if isinstance(value, tp):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
+    owned = sorted(set(value) & set(set_by))
+    if owned:
+        raise ConfigError(f"{where}.{owned[0]} cannot be set here: {set_by[owned[0]]}; "
+                          "remove it")
+    return from_dict(tp, value, prefix=f"{where}.", validate=False)
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
@@ -142,7 +219,10 @@ def load_config(
     path: str | Path | None = None,
     overrides: list[str] | dict[str, Any] | None = None,
 ) -> T:
-    """Load `cls` from an optional YAML file, then apply overrides (`a.b=value` strings or dict)."""
+    """Load `cls` from an optional YAML file, then apply overrides on top.
+
+    `overrides` are `a.b=value` strings (see `parse_overrides`) or a {dotted key: value} dict.
+    """
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -152,24 +232,29 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {p} must hold a YAML mapping at the top level")
         data = loaded
-    if isinstance(overrides, dict):
-        for k, v in overrides.items():
-            if v is not None:
-                _set_dotted(data, k, v)
-    else:
-        for item in overrides or []:
-            if "=" not in item:
-                raise ConfigError(f"override {item!r} must look like key=value")
-            k, v = item.split("=", 1)
-            _set_dotted(data, k.strip(), yaml.safe_load(v))
+    values = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+    for k, v in values.items():  # None (YAML null) sets the key to null
+        _set_dotted(data, k.strip(), v)
     return from_dict(cls, data)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    """`cfg` as plain data; the fields of an `embed` config its enclosing config sets are left
+    out (so a saved study config loads again as it is)."""
+    out = dataclasses.asdict(cfg)
+    for f in dataclasses.fields(cfg):
+        set_by = f.metadata.get(SET_BY)
+        if set_by is None:
+            continue
+        value = out[f.name]
+        items = value.values() if isinstance(getattr(cfg, f.name), dict) else [value]
+        for item in items:
+            for key in set_by:
+                item.pop(key, None)
+    return out
 
 
-def save_config(cfg: Any, run_dir: str | Path, name: str = "config.yaml") -> Path:
+def save_config(cfg: Any, run_dir: str | Path, name: str = CONFIG_YAML) -> Path:
     """Save the resolved config into the run directory (atomically)."""
     text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
     return atomic_write_text(Path(run_dir) / name, text)

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from moalign.core.io import append_jsonl
+from moalign.core.io import append_jsonl, read_jsonl, write_jsonl
+from moalign.runs.layout import METRICS_JSONL
 
 
 class Logger(Protocol):
@@ -20,7 +21,7 @@ class Logger(Protocol):
 class JsonlLogger:
     """Appends `{"step", "time", **metrics}` to `run_dir/metrics.jsonl` (flushed per line)."""
 
-    def __init__(self, run_dir: str | Path, filename: str = "metrics.jsonl") -> None:
+    def __init__(self, run_dir: str | Path, filename: str = METRICS_JSONL) -> None:
         self.path = Path(run_dir) / filename
         self.start = time.time()
 
@@ -30,6 +31,13 @@ class JsonlLogger:
 
     def close(self) -> None:
         pass
+
+
+def drop_metrics_after(path: Path, step: int) -> None:
+    """Keep only the records of the metrics file `path` up to optimiser step `step`: a run resumed
+    from its checkpoint at `step` logs the later steps again, so a killed run's tail goes."""
+    if path.exists():
+        write_jsonl(path, [r for r in read_jsonl(path) if r.get("step", 0) <= step])
 
 
 class TensorBoardLogger:

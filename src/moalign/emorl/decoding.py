@@ -1,4 +1,4 @@
-"""Decode-time aggregation of single-objective LoRA experts (EMORL §4.1, Appendix 11; SPEC §3).
+"""Decode-time aggregation of single-objective LoRA experts (EMORL §4.1, Appendix 11).
 
 `generate` decodes token by token with per-sequence weights `w` (K,) or (B, K):
 
@@ -33,7 +33,14 @@ from moalign.core.config import ConfigError
 from moalign.emorl.ensemble import Ensemble, check_weights, parse_weights
 from moalign.emorl.lora_batching import expert_major_batch
 from moalign.emorl.soup import params_ids
-from moalign.rollout import encode_prompts, eos_token_ids, inference, pad_token_id
+from moalign.rollout import (
+    encode_prompts,
+    eos_token_ids,
+    inference,
+    left_pad_positions,
+    pad_token_id,
+)
+from moalign.sampling import Sampling
 
 Level = Literal["states", "logits", "params"]
 LEVELS: tuple[str, ...] = ("states", "logits", "params")
@@ -89,7 +96,7 @@ class _CachedExperts:
             self.enc_h = self.base.get_encoder()(input_ids=self.ids, attention_mask=self.mask)[0]
             start = self.base.config.decoder_start_token_id
             return self.next(torch.full((self.b,), start, dtype=torch.long, device=self.ids.device))
-        self.pos = (self.mask.long().cumsum(-1) - 1).clamp(min=0)  # (K·B, S)
+        self.pos = left_pad_positions(self.mask)  # (K·B, S)
         out = self.decoder(input_ids=self.ids, attention_mask=self.mask, position_ids=self.pos,
                            past_key_values=self.cache, use_cache=True)
         self.pos = self.pos[:, -1:]
@@ -132,16 +139,16 @@ def aggregate_logits(head: Callable[[torch.Tensor], torch.Tensor], h: torch.Tens
     return combine(logits, w)
 
 
-def choose_tokens(logits: torch.Tensor, do_sample: bool, temperature: float, top_p: float,
+def choose_tokens(logits: torch.Tensor, sampling: Sampling,
                   generator: torch.Generator | None) -> torch.Tensor:
     """Greedy argmax, or sampling with temperature then nucleus (top-p) filtering; (B,)."""
-    if not do_sample:
+    if not sampling.do_sample:
         return logits.argmax(-1)
-    logits = logits / temperature
-    if top_p < 1.0:
+    logits = logits / sampling.temperature
+    if sampling.top_p < 1.0:
         sorted_logits, order = logits.sort(dim=-1)  # ascending, like HF TopPLogitsWarper
         cum = sorted_logits.softmax(-1).cumsum(-1)
-        drop = cum <= 1 - top_p
+        drop = cum <= 1 - sampling.top_p
         drop[..., -1] = False  # always keep the most likely token
         logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     probs = logits.softmax(-1)
@@ -169,31 +176,30 @@ def _decode_loop(next_logits: Callable[[torch.Tensor | None], torch.Tensor], bat
 
 
 def _run_loop(ensemble: Ensemble, batch: int, next_logits: Callable[..., torch.Tensor],
-              max_new_tokens: int, do_sample: bool, temperature: float, top_p: float,
-              seed: int | None, generator: torch.Generator | None,
+              sampling: Sampling, generator: torch.Generator | None,
               eos_token_id: int | list[int] | None) -> torch.Tensor:
     policy = ensemble.policy
-    if generator is None and seed is not None:
-        generator = torch.Generator(device=policy.device).manual_seed(int(seed))
+    if generator is None and sampling.seed is not None:
+        generator = torch.Generator(device=policy.device).manual_seed(int(sampling.seed))
     return _decode_loop(next_logits, batch, eos_token_ids(policy, eos_token_id),
-                        pad_token_id(policy), max_new_tokens,
-                        lambda x: choose_tokens(x, do_sample, temperature, top_p, generator))
+                        pad_token_id(policy), sampling.max_new_tokens,
+                        lambda x: choose_tokens(x, sampling, generator))
 
 
 # --- public decoding ---------------------------------------------------------------------------
 
 
 def _check_args(ensemble: Ensemble, prompts: list[str], weights: Any, level: str,
-                max_new_tokens: int, temperature: float, top_p: float) -> torch.Tensor:
+                sampling: Sampling) -> torch.Tensor:
+    """Validated per-sequence weights (B, K); the sampling settings validate themselves."""
     if ensemble.k == 0:
         raise ConfigError("the ensemble has no experts; add one with Ensemble.add_expert")
     if level not in LEVELS:
         raise ConfigError(f"aggregation level {level!r} is not one of {list(LEVELS)}")
     if not prompts:
         raise ConfigError("no prompts to generate for")
-    if max_new_tokens < 1 or temperature <= 0 or not 0 < top_p <= 1:
-        raise ConfigError(f"need max_new_tokens >= 1, temperature > 0 and 0 < top_p <= 1; got "
-                          f"{max_new_tokens}, {temperature}, {top_p}")
+    if not isinstance(sampling, Sampling):
+        raise ConfigError(f"sampling must be a moalign.sampling.Sampling, got {sampling!r}")
     if isinstance(weights, str | Mapping):
         weights = parse_weights(weights, ensemble.objectives)
     w = check_weights(weights, ensemble.k, len(prompts))
@@ -201,21 +207,19 @@ def _check_args(ensemble: Ensemble, prompts: list[str], weights: Any, level: str
 
 
 def generate_ids(ensemble: Ensemble, prompts: list[str], weights: Any, level: Level = "states",
-                 max_new_tokens: int = 64, do_sample: bool = False, temperature: float = 1.0,
-                 top_p: float = 1.0, seed: int | None = None,
-                 generator: torch.Generator | None = None,
+                 sampling: Sampling = Sampling(), generator: torch.Generator | None = None,
                  logits_space: LogitsSpace = "raw",
                  eos_token_id: int | list[int] | None = None) -> torch.Tensor:
     """Aggregated decode; returns the new token ids (B, T), EOS kept, `pad` after EOS.
 
     `weights`: (K,) shared, (B, K) per sequence (row b weights prompt b), a dict or a
     ``"name=value,..."`` string. `prompts` are final texts (apply `format_prompts` first).
+    `sampling` (default: greedy, 64 tokens); an explicit `generator` replaces ``sampling.seed``.
     `eos_token_id` overrides the model's stop tokens (``[]``: always `max_new_tokens`).
     """
-    w = _check_args(ensemble, prompts, weights, level, max_new_tokens, temperature, top_p)
+    w = _check_args(ensemble, prompts, weights, level, sampling)
     if level == "params":
-        return params_ids(ensemble, prompts, w, max_new_tokens, do_sample, temperature, top_p,
-                           seed, eos_token_id)
+        return params_ids(ensemble, prompts, w, sampling, eos_token_id)
     base = _base(ensemble.model)
     enc = encode_prompts(ensemble.policy, prompts)
     used = [k for k in range(ensemble.k) if bool(w[:, k].any())]  # zero-weight experts: skip
@@ -227,14 +231,14 @@ def generate_ids(ensemble: Ensemble, prompts: list[str], weights: Any, level: Le
             h = experts.first() if tokens is None else experts.next(tokens)  # (K, B, H)
             return aggregate_logits(lambda x: project(base, x), h, w, level, logits_space)
 
-        return _run_loop(ensemble, len(prompts), next_logits, max_new_tokens, do_sample,
-                         temperature, top_p, seed, generator, eos_token_id)
+        return _run_loop(ensemble, len(prompts), next_logits, sampling, generator,
+                         eos_token_id)
 
 
 def generate(ensemble: Ensemble, prompts: list[str], weights: Any, level: Level = "states",
-             max_new_tokens: int = 64, **kwargs: Any) -> list[str]:
+             sampling: Sampling = Sampling(), **kwargs: Any) -> list[str]:
     """Aggregated decode (see `generate_ids`) returning the response texts."""
-    ids = generate_ids(ensemble, prompts, weights, level, max_new_tokens, **kwargs)
+    ids = generate_ids(ensemble, prompts, weights, level, sampling, **kwargs)
     return ensemble.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
@@ -255,23 +259,21 @@ def _naive_head_inputs(ensemble: Ensemble, enc: dict[str, torch.Tensor],
             else:
                 ids = torch.cat([enc["input_ids"], prefix], dim=1)
                 mask = torch.cat([enc["attention_mask"], torch.ones_like(prefix)], dim=1)
-                pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-                model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False,
-                      logits_to_keep=1, adapter_names=names)
+                model(input_ids=ids, attention_mask=mask, position_ids=left_pad_positions(mask),
+                      use_cache=False, logits_to_keep=1, adapter_names=names)
     finally:
         hook.remove()
     return torch.stack(seen)
 
 
 def generate_naive_ids(ensemble: Ensemble, prompts: list[str], weights: Any,
-                       level: Level = "states", max_new_tokens: int = 64,
-                       do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
-                       seed: int | None = None, generator: torch.Generator | None = None,
+                       level: Level = "states", sampling: Sampling = Sampling(),
+                       generator: torch.Generator | None = None,
                        logits_space: LogitsSpace = "raw",
                        eos_token_id: int | list[int] | None = None) -> torch.Tensor:
     """Reference decode as in the authors' code: each step runs each expert separately on the
     full prefix, without a KV cache. Same maths and outputs as `generate_ids`, O(T²) cost."""
-    w = _check_args(ensemble, prompts, weights, level, max_new_tokens, temperature, top_p)
+    w = _check_args(ensemble, prompts, weights, level, sampling)
     if level == "params":
         raise ConfigError("generate_naive supports the 'states' and 'logits' levels")
     base = _base(ensemble.model)
@@ -287,12 +289,13 @@ def generate_naive_ids(ensemble: Ensemble, prompts: list[str], weights: Any,
         return aggregate_logits(lambda x: head(x).float(), h, w, level, logits_space)
 
     with inference(ensemble.model):
-        return _run_loop(ensemble, len(prompts), next_logits, max_new_tokens, do_sample,
-                         temperature, top_p, seed, generator, eos_token_id)
+        return _run_loop(ensemble, len(prompts), next_logits, sampling, generator,
+                         eos_token_id)
 
 
 def generate_naive(ensemble: Ensemble, prompts: list[str], weights: Any,
-                   level: Level = "states", max_new_tokens: int = 64, **kwargs: Any) -> list[str]:
+                   level: Level = "states", sampling: Sampling = Sampling(),
+                   **kwargs: Any) -> list[str]:
     """`generate_naive_ids` returning texts."""
-    ids = generate_naive_ids(ensemble, prompts, weights, level, max_new_tokens, **kwargs)
+    ids = generate_naive_ids(ensemble, prompts, weights, level, sampling, **kwargs)
     return ensemble.tokenizer.batch_decode(ids, skip_special_tokens=True)

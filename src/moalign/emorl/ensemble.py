@@ -7,7 +7,6 @@ mapping objective -> adapter name on one PeftModel. Decoding lives in `moalign.e
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,21 +15,8 @@ import torch
 
 from moalign.core.config import ConfigError, parse_mapping
 from moalign.core.errors import ObjectiveError
+from moalign.core.naming import check_name
 from moalign.models import Policy, load_adapter
-
-_ADAPTER_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
-
-
-def check_adapter_name(adapter: str) -> None:
-    """Expert adapter names appear in ``--weights name=value`` lists and in PEFT state-dict keys;
-    a name inside ``lora_`` (e.g. ``lora``, ``a``) makes PEFT mistake its weights for LoRA
-    prefixes when loading, so it is refused."""
-    if not _ADAPTER_NAME.match(adapter):
-        raise ConfigError(f"expert name {adapter!r} must match {_ADAPTER_NAME.pattern}")
-    if adapter in "lora_":
-        raise ConfigError(f"expert name {adapter!r} is part of PEFT's 'lora_' prefix; "
-                          "pick a longer name")
-
 
 # --- weights -----------------------------------------------------------------------------------
 
@@ -92,7 +78,8 @@ class Ensemble:
     """One base model (a PeftModel inside `policy`) plus K named LoRA experts, in objective order.
 
     `experts` maps objective name -> name of an adapter already on ``policy.model`` (a list means
-    adapter name = objective name). Adding an expert never modifies the existing ones (B2).
+    adapter name = objective name). Adding an expert never modifies the existing ones
+    (EMORL §6, scalability).
     """
 
     def __init__(self, policy: Policy, experts: Mapping[str, str] | Sequence[str] = ()):
@@ -119,14 +106,14 @@ class Ensemble:
             raise ConfigError(f"objective {name!r} already has an expert; objectives: "
                               f"{self.objectives}")
         if path is not None:
-            check_adapter_name(adapter)
+            check_name("expert", adapter)
             if adapter in getattr(self.model, "peft_config", {}):
                 raise ConfigError(f"the model already holds an adapter named {adapter!r}")
             load_adapter(self.policy, path, adapter)
         self._register(name, adapter)
 
     def _register(self, objective: str, adapter: str) -> None:
-        check_adapter_name(adapter)
+        check_name("expert", adapter)
         if adapter not in getattr(self.model, "peft_config", {}):
             raise ConfigError(f"the model holds no LoRA adapter named {adapter!r}")
         self._experts[objective] = adapter

@@ -12,14 +12,20 @@ Adding an objective = adding one entry to `experts`; existing adapters are never
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moalign.core.errors import ObjectiveError
-from moalign.core.io import atomic_write_json
+from moalign.core.config import ConfigError
+from moalign.core.errors import ModelNotFoundError, ObjectiveError
+from moalign.core.io import atomic_dir, atomic_write_json
+from moalign.core.naming import check_name
+from moalign.runs.layout import ENSEMBLE_JSON, SeedDir, UnitDir
 
-MANIFEST = "ensemble.json"
+MANIFEST = ENSEMBLE_JSON
 
 
 @dataclass
@@ -49,8 +55,6 @@ class EnsembleManifest:
                 f"{path} not found: point --ensemble at a run directory made by "
                 "`moalign run`, or write one with `moalign ensemble add`"
             )
-        import json
-
         return cls(**json.loads(path.read_text(encoding="utf-8")))
 
     def adapter_paths(self, run_dir: str | Path) -> dict[str, Path]:
@@ -58,6 +62,17 @@ class EnsembleManifest:
         root = Path(run_dir)
         return {k: (Path(v) if Path(v).is_absolute() else root / v) for k, v in
                 self.experts.items()}
+
+    def default_weights(self) -> tuple[dict[str, float], str | None]:
+        """{objective: weight} when the user gives none: the searched best weights (objectives
+        they lack get 0), else uniform; plus a note saying where they came from."""
+        names = self.objectives
+        if self.best_weights:
+            return ({n: float(self.best_weights.get(n, 0.0)) for n in names},
+                    "using the ensemble's searched best weights")
+        return ({n: 1.0 / len(names) for n in names},
+                "no searched weights in ensemble.json (run `moalign search`); using uniform "
+                "weights")
 
 
 def load_ensemble(run_dir: str | Path, device: str = "auto") -> tuple[Any, EnsembleManifest]:
@@ -71,3 +86,76 @@ def load_ensemble(run_dir: str | Path, device: str = "auto") -> tuple[Any, Ensem
     policy = load_policy(manifest.base, device=device)
     ensemble = Ensemble.from_adapters(policy, manifest.adapter_paths(run_dir))
     return ensemble, manifest
+
+
+# ----------------------------------------------------------------------------- building ensembles
+
+
+def adapter_folder(path: str | Path) -> Path:
+    """A LoRA adapter folder: `path` itself, or `path/adapter` (an SCST trainer's out_dir)."""
+    path = Path(path).expanduser()
+    for candidate in (path, UnitDir(path).adapter):
+        if (candidate / "adapter_config.json").is_file():
+            return candidate
+    raise ModelNotFoundError(f"{path} holds no LoRA adapter (adapter_config.json missing); pass "
+                             "an adapter folder or an SCST run's out_dir")
+
+
+def place_adapter(run_dir: Path, name: str, source: str | Path, copy: bool) -> str:
+    """The manifest entry for an expert: copied to experts/NAME/adapter, or referenced.
+
+    An adapter already inside the run directory is referenced relatively, never copied.
+    """
+    src = adapter_folder(source).resolve()
+    root = run_dir.resolve()
+    if src.is_relative_to(root):
+        return str(src.relative_to(root))
+    if not copy:
+        return str(src)
+    target = SeedDir(run_dir).expert(name).adapter
+    if target.exists():
+        raise FileExistsError(f"{target} already exists; remove it or pick another objective "
+                              "name")
+    with atomic_dir(target) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+    return str(target.relative_to(run_dir))
+
+
+def create_ensemble(run_dir: str | Path, base: str, experts: Mapping[str, str | Path],
+                    system: str | None = None, copy: bool = True,
+                    force: bool = False) -> EnsembleManifest:
+    """Write a new ensemble.json for `base` + experts (each copied into the run dir)."""
+    run_dir = Path(run_dir)
+    if (run_dir / MANIFEST).exists() and not force:
+        raise ConfigError(f"{run_dir / MANIFEST} already exists; add experts with `moalign "
+                          "ensemble add`, or pass --force to replace it")
+    if not experts:
+        raise ConfigError("give at least one --expert name=PATH")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = EnsembleManifest(base=base, system=system)
+    for name, path in experts.items():
+        check_name("objective", name)
+        manifest.add_expert(name, place_adapter(run_dir, name, path, copy))
+    manifest.save(run_dir)
+    return manifest
+
+
+def add_expert(run_dir: str | Path, name: str, adapter: str | Path,
+               copy: bool = True) -> EnsembleManifest:
+    """Add one objective's expert to an existing ensemble; existing experts are untouched
+    (EMORL's scalability: a new objective costs one expert, no retraining).
+
+    Searched best weights get weight 0 for the new objective, so the ensemble keeps generating
+    exactly as before until the weights are searched again.
+    """
+    run_dir = Path(run_dir)
+    manifest = EnsembleManifest.load(run_dir)
+    check_name("objective", name)
+    if name in manifest.experts:
+        raise ObjectiveError(f"the ensemble already has an expert for {name!r} (objectives: "
+                             f"{manifest.objectives}); pick another name")
+    manifest.add_expert(name, place_adapter(run_dir, name, adapter, copy))
+    if manifest.best_weights:
+        manifest.best_weights = {**manifest.best_weights, name: 0.0}
+    manifest.save(run_dir)
+    return manifest

@@ -1,4 +1,4 @@
-"""SCST experts (EMORL §5.1, SPEC §2) and the multi-objective SCST baselines (uniform, DynaOpt).
+"""SCST experts (EMORL §5.1) and the multi-objective SCST baselines of EMORL §3 (uniform, DynaOpt).
 
 One readable loop, `train_scst`, does everything; the maths lives in `moalign.algorithms.losses`:
 
@@ -34,6 +34,7 @@ from typing import Any, Literal
 import torch
 
 from moalign.core.config import require
+from moalign.runs.layout import UnitDir
 
 METHODS = ("expert", "uniform", "dynaopt")
 
@@ -265,11 +266,12 @@ def scst_step(run: Run, prompts: list[str]) -> dict[str, Any]:
     )
     from moalign.rewards.scorers import score_matrix
     from moalign.rollout import reference_logprobs, sample
+    from moalign.sampling import Sampling
     from moalign.scale.accelerate_ddp import gather_mean, gather_rewards
 
     cfg, policy = run.cfg, run.policy
-    rollout = sample(policy, prompts, n=cfg.n_samples, max_new_tokens=cfg.max_new_tokens,
-                     temperature=cfg.temperature, system=cfg.system,
+    sampling = Sampling(cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature)
+    rollout = sample(policy, prompts, sampling, n=cfg.n_samples, system=cfg.system,
                      max_prompt_tokens=cfg.max_prompt_tokens)
     R = score_matrix(run.scorers, rollout.prompts, rollout.responses).float().cpu()  # (N, K)
     weights = run.weights()
@@ -313,10 +315,11 @@ def validate(run: Run) -> dict[str, float]:
     `mean` = the mean over objectives of the higher-is-better (sign-flipped) means."""
     from moalign.rewards.scorers import score_matrix
     from moalign.rollout import sample
+    from moalign.sampling import Sampling
 
     cfg = run.cfg
-    r = sample(run.policy, run.val_prompts, n=1, max_new_tokens=cfg.max_new_tokens,
-               do_sample=False, system=cfg.system, max_prompt_tokens=cfg.max_prompt_tokens)
+    r = sample(run.policy, run.val_prompts, Sampling.greedy(cfg.max_new_tokens), n=1,
+               system=cfg.system, max_prompt_tokens=cfg.max_prompt_tokens)
     means = score_matrix(run.scorers, r.prompts, r.responses).float().mean(dim=0).tolist()
     out = {name: float(m) for name, m in zip(run.names, means, strict=True)}
     out["mean"] = sum(s * m for s, m in zip(run.signs, means, strict=True)) / len(means)
@@ -370,7 +373,7 @@ def save_state(run: Run) -> None:
 def restore_state(run: Run) -> None:
     """Load the checkpoint into `run` and drop metrics logged after it (a killed run's tail)."""
     from moalign.core.checkpoint import load_checkpoint
-    from moalign.core.io import read_jsonl, write_jsonl
+    from moalign.core.tracking import drop_metrics_after
 
     state = load_checkpoint(run.cfg.out_dir, run.policy, [run.adapter], run.optimizer)
     extra = state["extra"]
@@ -383,9 +386,7 @@ def restore_state(run: Run) -> None:
     if run.bandit is not None:
         run.bandit.load_state_dict(extra["bandit"])
     run.bandit_rng.setstate(extra["bandit_rng"])
-    metrics = Path(run.cfg.out_dir) / "metrics.jsonl"
-    if metrics.exists():
-        write_jsonl(metrics, [r for r in read_jsonl(metrics) if r.get("step", 0) <= run.step])
+    drop_metrics_after(UnitDir(Path(run.cfg.out_dir)).metrics, run.step)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -422,8 +423,8 @@ def train_scst(cfg: SCSTConfig, resume: bool = False) -> dict[str, Any]:
     run = build_run(cfg)
     if resume:
         restore_state(run)
-    elif (out / "metrics.jsonl").exists():
-        (out / "metrics.jsonl").unlink()  # a fresh run starts a fresh log
+    else:
+        UnitDir(out).metrics.unlink(missing_ok=True)  # a fresh run starts a fresh log
     run = distribute_run(run)  # no-op unless started by `accelerate launch` with > 1 process
     save_config(cfg, out)
     logger = make_logger(out, cfg.loggers, dataclasses.asdict(cfg))
@@ -461,8 +462,8 @@ def finish(run: Run) -> dict[str, Any]:
     from moalign.core.io import atomic_write_json
     from moalign.models import save_adapter
 
-    out = Path(run.cfg.out_dir)
-    save_adapter(run.policy, run.adapter, out / "adapter")
+    unit = UnitDir(Path(run.cfg.out_dir))
+    save_adapter(run.policy, run.adapter, unit.adapter)
     first, last = run.val_history[0], run.val_history[-1]
     summary = {
         "method": run.cfg.method, "objectives": run.names, "adapter": run.adapter,
@@ -472,9 +473,9 @@ def finish(run: Run) -> dict[str, Any]:
         "converged": run.converged, "weights": run.weights(),
         "reward_before": {n: first[n] for n in run.names}, "val_mean_before": first["mean"],
         "reward_after": {n: last[n] for n in run.names}, "val_mean_after": last["mean"],
-        "adapter_dir": str(out / "adapter"),
+        "adapter_dir": str(unit.adapter),
     }
-    atomic_write_json(out / "summary.json", summary)
+    atomic_write_json(unit.summary, summary)
     return summary
 
 
@@ -499,8 +500,9 @@ def train_seeds(cfg: SCSTConfig, seeds: list[int], resume: bool = False) -> dict
     require(len(seeds) > 0, "seeds is empty; pass e.g. --seeds 0,1,2")
     runs = []
     for s in seeds:
-        sub = dataclasses.replace(cfg, seed=s, out_dir=str(Path(cfg.out_dir) / f"seed_{s}"))
-        done = Path(sub.out_dir) / "summary.json"
+        seed_unit = UnitDir(Path(cfg.out_dir)).seed(s)
+        sub = dataclasses.replace(cfg, seed=s, out_dir=str(seed_unit.root))
+        done = seed_unit.summary
         if resume and done.is_file():
             runs.append(json.loads(done.read_text(encoding="utf-8")))
         else:
@@ -517,5 +519,5 @@ def train_seeds(cfg: SCSTConfig, seeds: list[int], resume: bool = False) -> dict
         "seconds": agg([r["seconds"] for r in runs]),
         "converged": [r["converged"] for r in runs], "runs": runs,
     }
-    atomic_write_json(Path(cfg.out_dir) / "seeds_summary.json", summary)
+    atomic_write_json(UnitDir(Path(cfg.out_dir)).seeds_summary, summary)
     return summary

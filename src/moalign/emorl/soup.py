@@ -11,6 +11,7 @@ import torch
 
 from moalign.emorl.lora_batching import lora_layers
 from moalign.rollout import encode_prompts, eos_token_ids, inference, pad_token_id
+from moalign.sampling import Sampling
 
 if TYPE_CHECKING:
     from moalign.emorl.ensemble import Ensemble
@@ -33,28 +34,25 @@ def soup_adapter(model: Any, adapters: list[str], weights: Sequence[float]) -> s
     return name
 
 
-def params_ids(ensemble: Ensemble, prompts: list[str], w: torch.Tensor, max_new_tokens: int,
-                do_sample: bool, temperature: float, top_p: float, seed: int | None,
-                eos_token_id: int | list[int] | None) -> torch.Tensor:
+def params_ids(ensemble: Ensemble, prompts: list[str], w: torch.Tensor, sampling: Sampling,
+               eos_token_id: int | list[int] | None) -> torch.Tensor:
     """One soup adapter per distinct weight row; one `generate` over a mixed-adapter batch."""
     model, policy = ensemble.model, ensemble.policy
     rows = [tuple(r) for r in w.cpu().tolist()]
     soups: dict[tuple[float, ...], str] = {}
-    sampling = ({"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
-                if do_sample else {"do_sample": False})
+    n_new = sampling.max_new_tokens
     try:
         for r in dict.fromkeys(rows):
             soups[r] = soup_adapter(model, ensemble.adapter_names, r)
         enc = encode_prompts(policy, prompts)
         with inference(model), torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(int(seed))
+            if sampling.seed is not None:
+                torch.manual_seed(int(sampling.seed))
             out = model.generate(
-                **enc, adapter_names=[soups[r] for r in rows], max_new_tokens=max_new_tokens,
+                **enc, adapter_names=[soups[r] for r in rows],
                 eos_token_id=eos_token_ids(policy, eos_token_id) or None,
-                min_new_tokens=max_new_tokens if eos_token_id == [] else None,
-                pad_token_id=pad_token_id(policy),
-                **sampling)
+                min_new_tokens=n_new if eos_token_id == [] else None,
+                pad_token_id=pad_token_id(policy), **sampling.hf_kwargs())
     finally:
         for name in soups.values():
             model.delete_adapter(name)

@@ -1,6 +1,6 @@
-"""`moalign run CONFIG.yaml`: one config runs a whole study and writes a report (SPEC B4).
+"""`moalign run CONFIG.yaml`: one config runs a whole study and writes a report.
 
-EMORL study (`kind: emorl`), stages top to bottom, for every training seed (`training.seeds`,
+EMORL study (`kind: emorl`), stages top to bottom, for every training seed (`training_seeds`,
 default: every evaluation seed trains its own models, the paper's protocol):
 
     train_experts      one SCST expert per objective          seed_<s>/experts/<objective>/
@@ -24,41 +24,42 @@ results.jsonl, an evaluated (system, seed, run)). The shared machinery is in `mo
 
 from __future__ import annotations
 
-import dataclasses
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from moalign.core.config import require
+from moalign.core.config import embed, fill, require
+from moalign.core.naming import check_name, objective_name
+from moalign.emorl.scst import SCSTConfig
+from moalign.emorl.weight_search import SearchConfig
+from moalign.runs.layout import RunDir
 from moalign.runs.stages import (
     EvaluationSection,
     PolicySection,
     System,
     base_label,
     check_seeds,
+    evaluation_sampling,
     fan_out,
     finish_study,
     model_seed,
-    objective_name,
     read_json,
     run_units,
     say,
-    seed_dir,
     stage,
     start_run,
     summarise,
     train_or_resume,
     training_seeds,
+    upgrade_sections,
     write_report,
 )
 
 BASELINES = ("uniform", "dynaopt", "soup", "logits")
 TRAINED_BASELINES = ("uniform", "dynaopt")
 LEVEL_OF = {"soup": "params", "logits": "logits", "emorl": "states"}
-_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
 # ----------------------------------------------------------------------------- config
@@ -72,50 +73,31 @@ class DataSection:
     column: str = "prompt"
 
 
-@dataclass
-class TrainingSection:
-    """SCST settings shared by the experts and the uniform / DynaOpt baselines (SPEC §2)."""
+SCST_SET_BY = {
+    "policy": "the study sets it from policy.name",
+    "objectives": "the study sets it (an expert's objective, or all of them for a baseline)",
+    "method": "the study sets it (expert, or the uniform / dynaopt baseline)",
+    "weights": "the study sets it (the uniform baseline weighs every objective 1/K)",
+    "data": "the study sets it from data.train",
+    "val_data": "the study sets it from data.val",
+    "column": "the study sets it from data.column",
+    "system": "the study sets it from policy.system",
+    "seed": "the study sets it from training_seeds",
+    "out_dir": "the study sets it (seed_<s>/experts/<objective>, seed_<s>/baselines/<method>)",
+    "device": "the study sets it from policy.device",
+}
+"""`training` fields the study fills in for every SCST run (`moalign.emorl.scst.SCSTConfig`)."""
 
-    n_samples: int = 3
-    temperature: float = 1.0
-    max_new_tokens: int = 64
-    batch_size: int = 16
-    micro_batch: int = 0
-    lr: float = 1e-4
-    kl_coef: float = 0.0
-    reward_transform: Literal["identity", "log"] = "identity"
-    val_every: int = 8
-    val_batch: int = 8
-    window: int = 20
-    tol: float = 0.015
-    max_steps: int = 500
-    save_every: int = 50
-    seeds: list[int] | None = None  # training seeds; None: every evaluation seed
-    extra: dict[str, Any] = field(default_factory=dict)  # any other SCSTConfig field
-
-    def validate(self) -> None:
-        from moalign.emorl.scst import SCSTConfig
-
-        check_seeds(self.seeds, "training.seeds")
-        valid = {f.name for f in dataclasses.fields(SCSTConfig)}
-        owned = {"policy", "objectives", "method", "data", "val_data", "column", "system",
-                 "seed", "out_dir", "device"}
-        bad = sorted(set(self.extra) - (valid - owned))
-        require(not bad, f"training.extra has unknown or study-owned key(s) {bad}; valid: "
-                f"{sorted(valid - owned - {f.name for f in dataclasses.fields(self)})}")
-
-
-@dataclass
-class SearchSection:
-    """Weight search over the experts (SPEC §4), see `moalign.emorl.weight_search.SearchConfig`."""
-
-    method: Literal["hierarchical", "grid", "random"] = "hierarchical"
-    iterations: int = 5
-    level: Literal["states", "logits", "params"] = "states"
-    n_prompts: int = 16  # validation prompts per weight point
-    max_new_tokens: int = 64
-    chunk_size: int = 256
-    extra: dict[str, Any] = field(default_factory=dict)  # any other SearchConfig field
+SEARCH_SET_BY = {
+    "ensemble": "the study sets it (seed_<s>, the seed's experts)",
+    "out_dir": "the study sets it (seed_<s>/search)",
+    "objectives": "the study sets it from objectives",
+    "data": "the study sets it from data.val",
+    "column": "the study sets it from data.column",
+    "seed": "the study sets it from training_seeds",
+    "device": "the study sets it from policy.device",
+}
+"""`search` fields the study fills in for every search (`moalign.emorl.weight_search`)."""
 
 
 @dataclass
@@ -127,11 +109,15 @@ class StudyConfig:
     policy: PolicySection = field(default_factory=PolicySection)
     objectives: list[Any] = field(default_factory=lambda: ["reflection", "empathy", "fluency"])
     data: DataSection = field(default_factory=DataSection)
-    training: TrainingSection = field(default_factory=TrainingSection)
-    search: SearchSection = field(default_factory=SearchSection)
+    # SCST (EMORL §5.1) of the experts and the uniform / DynaOpt baselines: any SCSTConfig
+    # field except the ones in SCST_SET_BY
+    training: SCSTConfig = embed(SCSTConfig, SCST_SET_BY)
+    training_seeds: list[int] | None = None  # seeds that train models; None: every eval seed
+    # the weight search (EMORL Algorithm 1): any SearchConfig field except SEARCH_SET_BY's
+    search: SearchConfig = embed(SearchConfig, SEARCH_SET_BY)
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
-    # the logits baseline: `raw` = Σ w_i·logits_i (SPEC §3; equals `states` exactly for a
+    # the logits baseline: `raw` = Σ w_i·logits_i (EMORL §11.2; equals `states` exactly for a
     # bias-free linear LM head), `probs` = Σ w_i·p_i / Σ w_i (a mixture of the experts'
     # next-token distributions)
     logits_space: Literal["raw", "probs"] = "raw"
@@ -145,14 +131,25 @@ class StudyConfig:
         require(len(names) >= 2, f"an EMORL study needs >= 2 objectives, got {names}")
         require(len(set(names)) == len(names), f"objective names repeat: {names}")
         for n in names:
-            require(bool(_NAME.match(n)), f"objective name {n!r} must match {_NAME.pattern}")
+            check_name("objective", n)
         bad = sorted(set(self.baselines) - set(BASELINES))
         require(not bad, f"unknown baseline(s) {bad}; choose from {list(BASELINES)}")
         require(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
         require(self.gpus_per_job >= 0, f"gpus_per_job must be >= 0, got {self.gpus_per_job}")
-        for key in self.search.extra:
-            require(key not in ("ensemble", "out_dir", "objectives", "data"),
-                    f"search.extra.{key} is set by the study")
+        check_seeds(self.training_seeds, "training_seeds")
+        # the run configs the study will build, checked now rather than stages later
+        seed, out = training_seeds(self)[0], Path(self.out_dir)
+        scst_config(self, self.objectives[:1], "expert", seed, out).validate()
+        for method in (b for b in self.baselines if b in TRAINED_BASELINES):
+            scst_config(self, self.objectives, method, seed, out).validate()
+        search_config(self, seed, out).validate()
+
+    @classmethod
+    def upgrade_saved(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """A config.yaml saved before the study embedded the trainer configs, in today's shape:
+        `training.extra` / `search.extra` merged into their sections, `training.seeds` ->
+        `training_seeds`."""
+        return upgrade_sections(data)
 
     @property
     def objective_names(self) -> list[str]:
@@ -163,16 +160,12 @@ class StudyConfig:
 
 
 def scst_config(cfg: StudyConfig, objectives: list[Any], method: str, seed: int,
-                out_dir: Path) -> Any:
-    from moalign.emorl.scst import SCSTConfig
-
-    t = cfg.training
-    common = {f.name: getattr(t, f.name) for f in dataclasses.fields(t)
-              if f.name not in ("extra", "seeds")}
-    return SCSTConfig(policy=cfg.policy.name, objectives=list(objectives), method=method,
-                      data=cfg.data.train, val_data=cfg.data.val, column=cfg.data.column,
-                      system=cfg.policy.system, seed=seed, out_dir=str(out_dir),
-                      device=cfg.policy.device, **common, **t.extra)
+                out_dir: Path) -> SCSTConfig:
+    """One SCST run of the study: `training` with the fields in SCST_SET_BY filled in."""
+    return fill(cfg.training, SCST_SET_BY, policy=cfg.policy.name, objectives=list(objectives),
+                method=method, weights=None, data=cfg.data.train, val_data=cfg.data.val,
+                column=cfg.data.column, system=cfg.policy.system, seed=seed,
+                out_dir=str(out_dir), device=cfg.policy.device)
 
 
 def _train_scst_unit(scst_cfg: Any) -> dict[str, Any]:
@@ -186,7 +179,7 @@ def train_expert_stage(cfg: StudyConfig, objective: Any, run_dir: Path,
                        seed: int | None = None) -> dict[str, Any]:
     """Train (or reuse) the SCST expert for one objective and seed; return its summary."""
     seed = training_seeds(cfg)[0] if seed is None else seed
-    out = seed_dir(Path(run_dir), seed) / "experts" / objective_name(objective)
+    out = RunDir(run_dir).seed(seed).expert(objective_name(objective)).root
     return _train_scst_unit(scst_config(cfg, [objective], "expert", seed, out))
 
 
@@ -208,23 +201,20 @@ def build_ensembles(cfg: StudyConfig, run_dir: Path) -> None:
 
     def run() -> list[str]:
         for s in training_seeds(cfg):
-            experts = {n: f"experts/{n}/adapter" for n in cfg.objective_names}
+            sd = RunDir(run_dir).seed(s)
+            experts = {n: sd.expert_entry(n) for n in cfg.objective_names}
             EnsembleManifest(base=cfg.policy.name, experts=experts,
-                             system=cfg.policy.system).save(seed_dir(run_dir, s))
+                             system=cfg.policy.system).save(sd.root)
         return cfg.objective_names
 
     stage(run_dir, "ensembles", run)
 
 
-def search_config(cfg: StudyConfig, seed: int, run_dir: Path) -> Any:
-    from moalign.emorl.weight_search import SearchConfig
-
-    s = cfg.search
-    return SearchConfig(ensemble=str(seed_dir(run_dir, seed)), objectives=list(cfg.objectives),
-                        data=cfg.data.val, column=cfg.data.column, n_prompts=s.n_prompts,
-                        method=s.method, iterations=s.iterations, level=s.level,
-                        max_new_tokens=s.max_new_tokens, chunk_size=s.chunk_size, seed=seed,
-                        device=cfg.policy.device, **s.extra)
+def search_config(cfg: StudyConfig, seed: int, run_dir: Path) -> SearchConfig:
+    """The weight search of one seed: `search` with the fields in SEARCH_SET_BY filled in."""
+    return fill(cfg.search, SEARCH_SET_BY, ensemble=str(RunDir(run_dir).seed(seed).root),
+                out_dir=None, objectives=list(cfg.objectives), data=cfg.data.val,
+                column=cfg.data.column, seed=seed, device=cfg.policy.device)
 
 
 def search_weights(cfg: StudyConfig, run_dir: Path) -> None:
@@ -240,9 +230,9 @@ def search_weights(cfg: StudyConfig, run_dir: Path) -> None:
                                                                 f"{describe_iteration(e)}"))
             best[str(s)] = {"weights": list(result.best_point), "score": result.best_score}
         first_seed = training_seeds(cfg)[0]
-        first = EnsembleManifest.load(seed_dir(run_dir, first_seed))
-        prefix = f"seed_{first_seed}/"
-        first.experts = {k: prefix + v for k, v in first.experts.items()}
+        first = EnsembleManifest.load(RunDir(run_dir).seed(first_seed).root)
+        first.experts = {k: RunDir(run_dir).published_entry(first_seed, v)
+                         for k, v in first.experts.items()}
         first.save(run_dir)  # `moalign generate --ensemble RUN_DIR` works on the study folder
         return best
 
@@ -254,7 +244,7 @@ def train_baselines(cfg: StudyConfig, run_dir: Path) -> None:
 
     def run() -> dict[str, Any]:
         jobs = [{"scst_cfg": scst_config(cfg, cfg.objectives, m, s,
-                                         seed_dir(run_dir, s) / "baselines" / m)}
+                                         RunDir(run_dir).seed(s).baseline(m).root)}
                 for s in training_seeds(cfg) for m in methods]
         names = [f"{j['scst_cfg'].method} seed {j['scst_cfg'].seed}" for j in jobs]
         out = fan_out(_train_scst_unit, jobs, cfg.workers, names, cfg.ray_address,
@@ -272,16 +262,14 @@ def train_baselines(cfg: StudyConfig, run_dir: Path) -> None:
 def emorl_systems(cfg: StudyConfig) -> list[System]:
     from moalign.evaluation.evaluate import ensemble_generate_fn, policy_generate_fn
 
-    e = cfg.evaluation
-    gen = {"max_new_tokens": e.max_new_tokens, "do_sample": e.do_sample,
-           "temperature": e.temperature, "top_p": e.top_p, "system": cfg.policy.system}
+    sampling, system = evaluation_sampling(cfg.evaluation), cfg.policy.system
 
     def plain(adapter: str | None) -> Callable[[Any], Any]:
-        return lambda m: policy_generate_fn(m["policy"], adapter=adapter, **gen)
+        return lambda m: policy_generate_fn(m["policy"], sampling, system, adapter)
 
     def aggregated(level: str) -> Callable[[Any], Any]:
-        return lambda m: ensemble_generate_fn(m["ensemble"], m["weights"], level=level,
-                                              logits_space=cfg.logits_space, **gen)
+        return lambda m: ensemble_generate_fn(m["ensemble"], m["weights"], level, sampling,
+                                              system, logits_space=cfg.logits_space)
 
     systems = [System("base", base_label(cfg.policy.name), "ensemble", plain(None))]
     systems += [System(f"expert_{n}", f"Expert: {n}", "ensemble", plain(n))
@@ -301,14 +289,14 @@ def _load_group(cfg: StudyConfig, run_dir: Path, seed: int, group: str) -> dict[
     from moalign.emorl.manifest import EnsembleManifest, load_ensemble
     from moalign.models import load_adapter, load_policy
 
-    sd = seed_dir(run_dir, seed)
+    sd = RunDir(run_dir).seed(seed)
     if group == "ensemble":
-        ensemble, manifest = load_ensemble(sd, device=cfg.policy.device)
-        weights = manifest.best_weights or EnsembleManifest.load(sd).best_weights
+        ensemble, manifest = load_ensemble(sd.root, device=cfg.policy.device)
+        weights = manifest.best_weights or EnsembleManifest.load(sd.root).best_weights
         return {"ensemble": ensemble, "policy": ensemble.policy, "weights": weights}
     policy = load_policy(cfg.policy.name, device=cfg.policy.device)
     for m in (b for b in cfg.baselines if b in TRAINED_BASELINES):
-        load_adapter(policy, sd / "baselines" / m / "adapter", m)
+        load_adapter(policy, sd.baseline(m).adapter, m)
     return {"policy": policy}
 
 
@@ -346,18 +334,18 @@ def training_costs(cfg: StudyConfig, run_dir: Path) -> dict[str, dict[str, list[
         c["seconds"].append(float(seconds))
 
     for s in training_seeds(cfg):
-        sd = seed_dir(run_dir, s)
-        experts = [read_json(sd / "experts" / n / "summary.json") for n in cfg.objective_names]
+        sd = RunDir(run_dir).seed(s)
+        experts = [read_json(sd.expert(n).summary) for n in cfg.objective_names]
         for n, e in zip(cfg.objective_names, experts, strict=True):
             add(f"expert_{n}", e["data_consumed"], e["seconds"])
-        search = read_json(sd / "search" / "summary.json")
-        n_prompts = read_json(sd / "search" / "fingerprint.json")["n_prompts"]
+        search = read_json(sd.search.summary)
+        n_prompts = read_json(sd.search.fingerprint)["n_prompts"]
         agg_data = search.get("n_evaluated_total", 0) * n_prompts  # prompts decoded by search
         for key in ("emorl", "soup", "logits"):
             add(key, max(e["data_consumed"] for e in experts) + agg_data,
                 max(e["seconds"] for e in experts) + search.get("seconds", 0.0))
         for m in (b for b in cfg.baselines if b in TRAINED_BASELINES):
-            b = read_json(sd / "baselines" / m / "summary.json")
+            b = read_json(sd.baseline(m).summary)
             add(m, b["data_consumed"], b["seconds"])
     return costs
 
@@ -387,19 +375,25 @@ def run_emorl_study(cfg: StudyConfig) -> Path:
 
 
 def load_study(path: str | Path, overrides: list[str] | None = None) -> Any:
-    """Load a study config, choosing the dataclass from its `kind` (emorl | molma)."""
+    """Load a study config, choosing the dataclass from its `kind` (emorl | molma).
+
+    `path` is a YAML file, or the bare name of a shipped config (`counsel-demo`) when no such
+    file exists here.
+    """
     import yaml
 
-    from moalign.core.config import ConfigError, load_config
+    from moalign.configs import shipped_config, shipped_config_names
+    from moalign.core.config import ConfigError, load_config, parse_overrides
 
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {p} does not exist; try configs/counsel-demo.yaml")
+        if len(p.parts) != 1:
+            raise ConfigError(f"config file {p} does not exist; shipped configs: "
+                              f"{', '.join(shipped_config_names())}")
+        p = shipped_config(p.name)
     data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     kind = str(data.get("kind", "emorl")) if isinstance(data, dict) else "emorl"
-    for item in overrides or []:
-        if item.split("=", 1)[0].strip() == "kind":
-            kind = item.split("=", 1)[1].strip()
+    kind = str(parse_overrides(overrides).get("kind", kind))
     if kind == "emorl":
         return load_config(StudyConfig, p, overrides)
     if kind == "molma":

@@ -1,4 +1,4 @@
-"""`moalign search`: find aggregation weights for an ensemble's experts (EMORL §4.2, SPEC §4).
+"""`moalign search`: find aggregation weights for an ensemble's experts (EMORL §4.2, Algorithm 1).
 
     ensemble  <- load_ensemble(RUN_DIR)             base model + one LoRA expert per objective
     scorers   <- the ensemble's objectives           (default: the expert names; overridable)
@@ -27,11 +27,8 @@ from typing import Any, Literal
 
 from moalign.algorithms.grid_search import SearchResult
 from moalign.core.config import ConfigError, require
-
-RESULTS = "results.jsonl"
-FINGERPRINT = "fingerprint.json"
-DERIVED = ("best_weights.json", "summary.json", "history.json", "pareto.json",
-           "search_overview.png", "pareto.png")
+from moalign.runs.layout import SearchDir, SeedDir
+from moalign.sampling import Sampling
 
 
 @dataclass
@@ -87,7 +84,7 @@ class SearchConfig:
         return self.level in ("states", "logits") and not self.do_sample
 
     def resolved_out_dir(self) -> Path:
-        return Path(self.out_dir) if self.out_dir else Path(self.ensemble) / "search"
+        return Path(self.out_dir) if self.out_dir else SeedDir(Path(self.ensemble)).search.root
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -189,12 +186,11 @@ def prepare_out_dir(out: Path, fingerprint: dict[str, Any], fresh: bool) -> None
     """Start over (``fresh``), resume (same fingerprint), or refuse mixing different searches."""
     from moalign.core.io import atomic_write_json
 
-    results, fp_path = out / RESULTS, out / FINGERPRINT
+    d = SearchDir(out)
+    results, fp_path = d.results, d.fingerprint
     if fresh:
-        for name in (RESULTS, *DERIVED):
-            (out / name).unlink(missing_ok=True)
-        for png in out.glob("search_iter_*.png"):
-            png.unlink()
+        for path in (results, *d.derived(), *d.iteration_pngs()):
+            path.unlink(missing_ok=True)
     elif results.exists() and fp_path.is_file():
         old = json.loads(fp_path.read_text(encoding="utf-8"))
         changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
@@ -223,6 +219,11 @@ def run_method(cfg: SearchConfig, evaluate: Any, k: int, results_path: Path,
     return search.random_search(evaluate, k, cfg.n_random, cfg.seed, **common)
 
 
+def search_sampling(cfg: SearchConfig) -> Sampling:
+    """How the search decodes every weight point (greedy by default; ``seed`` when sampling)."""
+    return Sampling(cfg.max_new_tokens, cfg.do_sample, cfg.temperature, cfg.top_p, cfg.seed)
+
+
 def describe_iteration(entry: dict[str, Any]) -> str:
     """One progress line for a finished hierarchical-search iteration (its history entry)."""
     best = ", ".join(f"{x:.4g}" for x in entry["best_point"] or [])
@@ -248,11 +249,10 @@ def run_search(cfg: SearchConfig,
     save_config(replace(cfg, objectives=_yaml_safe(cfg.objectives), fresh=False), out)
     ensemble, manifest = load_ensemble(cfg.ensemble, device=cfg.device)
     evaluate = make_weight_evaluator(
-        ensemble, prompts, scorers, level=cfg.level, max_new_tokens=cfg.max_new_tokens,
+        ensemble, prompts, scorers, level=cfg.level, sampling=search_sampling(cfg),
         system=cfg.system if cfg.system is not None else manifest.system,
-        chunk_size=cfg.chunk_size, score_weights=cfg.score_weights, do_sample=cfg.do_sample,
-        temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed)
-    result = run_method(cfg, evaluate, ensemble.k, out / RESULTS, on_iteration)
+        chunk_size=cfg.chunk_size, score_weights=cfg.score_weights)
+    result = run_method(cfg, evaluate, ensemble.k, SearchDir(out).results, on_iteration)
     write_artifacts(out, result, ensemble.objectives, names, cfg)
     if cfg.save_best:
         store_best_weights(cfg.ensemble, ensemble.objectives, result)
@@ -299,7 +299,7 @@ def search_summary(result: SearchResult, expert_names: list[str], cfg: SearchCon
     """summary.json: best weights, score, counts and the search's cumulative cost."""
     from moalign.core.io import read_jsonl
 
-    records = read_jsonl(out / RESULTS)
+    records = read_jsonl(SearchDir(out).results)
     seconds = math.fsum(float(r.get("extra", {}).get("seconds", 0.0)) for r in records)
     return {
         "method": result.method, "level": cfg.level, "simplex": cfg.resolved_simplex(),
@@ -316,14 +316,15 @@ def plot_search(out: Path, result: SearchResult, expert_names: list[str],
     """EMORL Figure 4 panels (one per iteration + overview) and the Pareto scatter."""
     from moalign.runs import plots
 
-    for stale in out.glob("search_iter_*.png"):  # an earlier search may have had more iterations
+    d = SearchDir(out)
+    for stale in d.iteration_pngs():  # an earlier search may have had more iterations
         stale.unlink()
     paths = plots.plot_search_iterations(result, expert_names, out)
-    paths.append(plots.plot_search_overview(result, out / "search_overview.png", expert_names))
+    paths.append(plots.plot_search_overview(result, d.overview_png, expert_names))
     if len(objective_names) >= 2 and result.evaluated:
         values = [[r.objectives[n] for n in objective_names] for r in result.evaluated]
         paths.append(plots.plot_pareto(values, objective_names, pareto["front_index"],
-                                       out / "pareto.png"))
+                                       d.pareto_png))
     return paths
 
 
@@ -333,12 +334,12 @@ def write_artifacts(out: Path, result: SearchResult, expert_names: list[str],
     from moalign.core.io import atomic_write_json
 
     pareto = pareto_summary(result, expert_names, objective_names)
-    atomic_write_json(out / "best_weights.json", best_weights(result, expert_names))
-    atomic_write_json(out / "summary.json", search_summary(result, expert_names, cfg, out))
-    atomic_write_json(out / "history.json", _finite({"method": result.method,
-                                                     "experts": expert_names,
-                                                     "history": result.history}))
-    atomic_write_json(out / "pareto.json", _finite(pareto))
+    d = SearchDir(out)
+    atomic_write_json(d.best_weights, best_weights(result, expert_names))
+    atomic_write_json(d.summary, search_summary(result, expert_names, cfg, out))
+    atomic_write_json(d.history, _finite({"method": result.method, "experts": expert_names,
+                                          "history": result.history}))
+    atomic_write_json(d.pareto, _finite(pareto))
     if cfg.plots:
         plot_search(out, result, expert_names, objective_names, pareto)
 
@@ -350,7 +351,7 @@ def store_best_weights(run_dir: str | Path, expert_names: list[str],
 
     manifest = EnsembleManifest.load(run_dir)
     if manifest.objectives != list(expert_names):
-        raise ConfigError(f"{run_dir}/ensemble.json changed during the search (experts now "
-                          f"{manifest.objectives}); run the search again")
+        raise ConfigError(f"{SeedDir(Path(run_dir)).ensemble_json} changed during the search "
+                          f"(experts now {manifest.objectives}); run the search again")
     manifest.best_weights = best_weights(result, expert_names)
     manifest.save(run_dir)

@@ -1,5 +1,6 @@
-"""Evaluation of generations (SPEC §6, EMORL §5): per-objective rewards, diversity-2, edit rate,
-batched evaluation of many aggregation-weight points, and mean ± std over seeds × runs.
+"""Evaluation of generations (EMORL §5.1, §5.3): per-objective rewards, diversity-2, edit rate,
+and batched evaluation of many aggregation-weight points (mean ± std over seeds × runs: a study's
+`moalign.runs.stages.summarise`).
 
 Everything is written against one small abstraction, a *generation function*:
 
@@ -10,7 +11,7 @@ same way (`policy_generate_fn`, `ensemble_generate_fn` build one). Prompts are t
 statements; the generation function applies the chat template / system prompt itself, and the
 scorers always see the raw prompt.
 
-`make_weight_evaluator` is the search's evaluation function (SPEC §4): it decodes all P weight
+`make_weight_evaluator` is the search's objective f (EMORL Algorithm 1): it decodes all P weight
 points of a call in ONE batched aggregated generation (prompts repeated P times with per-sequence
 weights (B·P, K), chunked to bound memory) and scores everything with one `score_matrix` call.
 """
@@ -27,7 +28,8 @@ import torch
 from moalign.algorithms.grid_search import EvalResult, EvaluateFn, Point, aggregate_score
 from moalign.emorl import decoding
 from moalign.emorl.ensemble import parse_weights
-from moalign.evaluation.metrics import distinct_n, diversity2, edit_rate, format_mean_std, mean_std
+from moalign.evaluation.metrics import distinct_n, diversity2, edit_rate
+from moalign.sampling import Sampling
 
 
 class GenerateFn(Protocol):
@@ -46,7 +48,7 @@ def score_responses(
     objective_names: Sequence[str] | None = None,
     score_weights: Sequence[float] | Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Score responses on every objective plus the lexical metrics (SPEC §6).
+    """Score responses on every objective plus the lexical metrics (EMORL §5.3).
 
     Returns ``objectives`` (name -> mean reward), ``score`` (their mean, or the weighted sum of
     `search.aggregate_score` with ``score_weights``), ``per_example`` (name -> list of rewards,
@@ -101,9 +103,9 @@ def generate_for_points(
     texts: list[str],
     points: Sequence[Sequence[float]],
     level: str = "states",
-    max_new_tokens: int = 64,
+    sampling: Sampling = Sampling(),
     chunk_size: int = 256,
-    **gen_kwargs: Any,
+    logits_space: str = "raw",
 ) -> list[str]:
     """Responses for every (point, prompt) pair, point-major, in ⌈P·B / chunk_size⌉ calls.
 
@@ -119,24 +121,23 @@ def generate_for_points(
     for start in range(0, len(all_texts), chunk_size):
         stop = start + chunk_size
         out += decoding.generate(ensemble, all_texts[start:stop], weights[start:stop],
-                                    level=level, max_new_tokens=max_new_tokens, **gen_kwargs)
+                                 level=level, sampling=sampling, logits_space=logits_space)
     return [r.strip() for r in out]
 
 
 def _responses_for_points(ensemble: Any, raw: list[str], texts: list[str], points: list[Point],
-                          level: str, max_new_tokens: int, chunk_size: int, system: str | None,
-                          gen_kwargs: dict[str, Any]) -> list[str]:
+                          level: str, sampling: Sampling, chunk_size: int, system: str | None,
+                          logits_space: str) -> list[str]:
     """Point-major responses; all-zero points (visited only without simplex normalisation)
     define no aggregate, so they get the base policy's responses (θ0, exact for ``params``)."""
     zero = [not any(float(x) != 0.0 for x in p) for p in points]
     live = [p for p, z in zip(points, zero, strict=True) if not z]
-    generated = iter(generate_for_points(ensemble, texts, live, level, max_new_tokens,
-                                         chunk_size, **gen_kwargs) if live else [])
+    generated = iter(generate_for_points(ensemble, texts, live, level, sampling, chunk_size,
+                                         logits_space) if live else [])
     base: list[str] = []
     if any(zero):
-        opts = {k: gen_kwargs[k] for k in ("do_sample", "temperature", "top_p") if k in gen_kwargs}
-        base = policy_generate_fn(ensemble.policy, max_new_tokens, system=system, **opts)(
-            raw, int(gen_kwargs.get("seed") or 0))
+        base = policy_generate_fn(ensemble.policy, sampling, system=system)(
+            raw, int(sampling.seed or 0))
     out: list[str] = []
     for z in zero:
         out += base if z else [next(generated) for _ in raw]
@@ -148,12 +149,12 @@ def make_weight_evaluator(
     prompts: Sequence[str],
     scorers: Sequence[Any],
     level: str = "states",
-    max_new_tokens: int = 64,
+    sampling: Sampling = Sampling(),
     system: str | None = None,
     chunk_size: int = 256,
     objective_names: Sequence[str] | None = None,
     score_weights: Sequence[float] | Mapping[str, float] | None = None,
-    **gen_kwargs: Any,
+    logits_space: str = "raw",
 ) -> EvaluateFn:
     """The search's `EvaluateFn` for an `Ensemble` on fixed validation prompts.
 
@@ -162,9 +163,9 @@ def make_weight_evaluator(
     then ONE `score_matrix` over all P·B responses. Each point's `EvalResult` has the
     per-objective mean rewards, ``score`` = their mean (or `aggregate_score` with
     ``score_weights``), and ``extra`` = diversity-2, edit rate, a sample response and the
-    amortised seconds per point. ``gen_kwargs`` go to `decoding.generate` (``do_sample``,
-    ``temperature``, ``top_p``, ``seed``). The all-zero point, which only a search without
-    simplex normalisation visits, is evaluated as the base policy (adapters off).
+    amortised seconds per point. ``sampling`` (default greedy) decodes every point, with its
+    ``seed`` when sampling. The all-zero point, which only a search without simplex
+    normalisation visits, is evaluated as the base policy (adapters off).
     """
     from moalign.models import format_prompts
     from moalign.rewards.scorers import score_matrix
@@ -179,8 +180,8 @@ def make_weight_evaluator(
         if not points:
             return []
         t0 = time.perf_counter()
-        responses = _responses_for_points(ensemble, raw, texts, points, level, max_new_tokens,
-                                          chunk_size, system, gen_kwargs)
+        responses = _responses_for_points(ensemble, raw, texts, points, level, sampling,
+                                          chunk_size, system, logits_space)
         all_prompts = raw * len(points)
         matrix = score_matrix(scorers, all_prompts, responses)  # (P·B, K_obj)
         seconds = (time.perf_counter() - t0) / len(points)
@@ -201,16 +202,14 @@ def make_weight_evaluator(
 
 def policy_generate_fn(
     policy: Any,
-    max_new_tokens: int = 64,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
+    sampling: Sampling = Sampling(),
     system: str | None = None,
     adapter: str | None = None,
 ) -> GenerateFn:
     """A `GenerateFn` for a plain policy (base model, or one named LoRA adapter made active).
 
-    ``adapter=None`` on a PeftModel disables every adapter (the pre-trained baseline).
+    ``adapter=None`` on a PeftModel disables every adapter (the pre-trained baseline). Each
+    call decodes with ``sampling`` seeded by the call's ``seed``.
     """
     from contextlib import nullcontext
 
@@ -224,11 +223,8 @@ def policy_generate_fn(
         else:
             disable = getattr(model, "disable_adapter", None)
             ctx = disable() if callable(disable) else nullcontext()
-        with ctx, torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            rollout = sample(policy, list(prompts), n=1, max_new_tokens=max_new_tokens,
-                             temperature=temperature, top_p=top_p, do_sample=do_sample,
-                             system=system)
+        with ctx:
+            rollout = sample(policy, list(prompts), sampling.with_seed(seed), system=system)
         return rollout.responses
 
     return generate_fn
@@ -238,10 +234,7 @@ def ensemble_generate_fn(
     ensemble: Any,
     weights: Any,
     level: str = "states",
-    max_new_tokens: int = 64,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
+    sampling: Sampling = Sampling(),
     system: str | None = None,
     chunk_size: int = 256,
     logits_space: str = "raw",
@@ -256,89 +249,7 @@ def ensemble_generate_fn(
 
     def generate_fn(prompts: list[str], seed: int = 0) -> list[str]:
         texts = format_prompts(ensemble.policy, list(prompts), system)
-        return generate_for_points(ensemble, texts, [w.tolist()], level, max_new_tokens,
-                                   chunk_size, do_sample=do_sample, temperature=temperature,
-                                   top_p=top_p, seed=seed, logits_space=logits_space)
+        return generate_for_points(ensemble, texts, [w.tolist()], level,
+                                   sampling.with_seed(seed), chunk_size, logits_space)
 
     return generate_fn
-
-
-# ----------------------------------------------------------------------------- seeds × runs
-
-
-def _as_systems(generate_fns: Any) -> dict[str, GenerateFn]:
-    if callable(generate_fns):
-        return {"0": generate_fns}
-    if isinstance(generate_fns, Mapping):
-        return {str(k): v for k, v in generate_fns.items()}
-    return {str(i): fn for i, fn in enumerate(generate_fns)}
-
-
-def evaluate_generations(
-    generate_fns: GenerateFn | Sequence[GenerateFn] | Mapping[Any, GenerateFn],
-    prompts: Sequence[str],
-    scorers: Sequence[Any],
-    runs: int = 3,
-    run_seeds: Sequence[int] | None = None,
-    objective_names: Sequence[str] | None = None,
-    score_weights: Sequence[float] | Mapping[str, float] | None = None,
-    keep_responses: bool = False,
-) -> dict[str, Any]:
-    """Evaluate generation functions over training seeds × generation runs (EMORL: 5 × 3).
-
-    ``generate_fns`` holds one function per *training seed* (a mapping seed label -> fn, a list,
-    or one fn); each is called ``runs`` times with generation seeds ``run_seeds`` (default
-    ``0 .. runs-1``). Every (seed, run) is scored with `score_responses`; the table-ready result
-    has ``metrics`` (name -> {mean, std, values}) for each objective, ``score``, ``diversity2``
-    and ``edit_rate`` (mean ± sample std over all seed × run values, `metrics.mean_std`),
-    ``table`` (name -> ``"mean ± std"``), the per-run rows in ``runs`` and the counts.
-    """
-    systems = _as_systems(generate_fns)
-    seeds = list(run_seeds) if run_seeds is not None else list(range(runs))
-    if not systems or not seeds:
-        raise ValueError("evaluate_generations needs at least one generate_fn and one run")
-    prompts = [str(p) for p in prompts]
-    rows = []
-    for label, fn in systems.items():
-        for run, seed in enumerate(seeds):
-            responses = list(fn(prompts, seed))
-            s = score_responses(prompts, responses, scorers, objective_names, score_weights)
-            row = {"seed": label, "run": run, "gen_seed": seed, **s["objectives"],
-                   "score": s["score"], "diversity2": s["diversity2"],
-                   "edit_rate": s["edit_rate"]}
-            if keep_responses:
-                row["responses"] = responses
-            rows.append(row)
-    names = list(objective_names or [s.name for s in scorers])
-    return _table(rows, names, len(systems), len(seeds), len(prompts))
-
-
-def _table(rows: list[dict[str, Any]], names: list[str], n_seeds: int, n_runs: int,
-           n_prompts: int) -> dict[str, Any]:
-    """Aggregate per-run rows into mean ± std per metric."""
-    metrics: dict[str, dict[str, Any]] = {}
-    for key in [*names, "score", "diversity2", "edit_rate"]:
-        values = [float(r[key]) for r in rows]
-        mean, std = mean_std(values)
-        metrics[key] = {"mean": mean, "std": std, "values": values}
-    table = {k: format_mean_std(v["values"]) for k, v in metrics.items()}
-    return {"objectives": names, "metrics": metrics, "table": table, "runs": rows,
-            "n_seeds": n_seeds, "n_runs": n_runs, "n_prompts": n_prompts}
-
-
-def markdown_table(results: Mapping[str, Mapping[str, Any]], digits: int = 4) -> str:
-    """A Markdown table (rows = metrics, columns = systems) from `evaluate_generations` results,
-    like EMORL Tables 1-2: ``"0.9784 ± 0.0123"`` per cell, ``-`` where a system lacks a metric."""
-    systems = list(results)
-    keys: list[str] = []
-    for res in results.values():
-        keys += [k for k in res["metrics"] if k not in keys]
-    lines = ["| metric | " + " | ".join(systems) + " |",
-             "|---|" + "---|" * len(systems)]
-    for key in keys:
-        cells = []
-        for name in systems:
-            m = results[name]["metrics"].get(key)
-            cells.append("-" if m is None else f"{m['mean']:.{digits}f} ± {m['std']:.{digits}f}")
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""Human evaluation (SPEC §6, EMORL Table 2 "Human"): blinded rating sheets and their import.
+"""Human evaluation (EMORL §5.3, Appendix 11.3, Table 2 "Human"): blinded rating sheets, import.
 
 `export_sheet` writes one CSV row per (prompt, response): the responses of several systems to the
 same prompt appear together, in a random order per prompt, under anonymous ids; one empty column

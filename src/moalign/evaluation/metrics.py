@@ -1,8 +1,8 @@
-"""Evaluation metrics (SPEC §6): diversity-2, edit rate, mean ± std, Pareto front, hypervolume,
-win rates.
+"""Evaluation metrics (EMORL §5.3; MOLMA §4.5.1): diversity-2, edit rate, mean ± std, Pareto
+front, hypervolume, win rates.
 
-References: diversity-2 and edit rate are EMORL §5.4's lexical metrics; mean ± std over seeds and
-generation runs follows EMORL §5 (5 seeds × 3 runs); Pareto front and hypervolume summarise the
+References: diversity-2 and edit rate are EMORL §5.3's lexical metrics; mean ± std over seeds and
+generation runs follows EMORL §5.1 (5 seeds × 3 runs); Pareto front and hypervolume summarise the
 weight points of the hierarchical grid search; win rates with ties counted as half are MOLMA's
 per-prompt reward comparison of two models.
 """
@@ -41,7 +41,7 @@ def distinct_n(text: str, n: int = 2) -> float:
 
 
 def diversity2(responses: Sequence[str]) -> float:
-    """Corpus diversity-2: mean over responses of `distinct_n(response, 2)` (SPEC §6)."""
+    """Corpus diversity-2: mean over responses of `distinct_n(response, 2)` (EMORL §5.3)."""
     if len(responses) == 0:
         raise ValueError("diversity2 needs at least one response")
     return math.fsum(distinct_n(r, 2) for r in responses) / len(responses)
@@ -61,7 +61,7 @@ def levenshtein(a: Sequence[str], b: Sequence[str]) -> int:
 
 
 def edit_rate(prompt: str, response: str) -> float:
-    """Word-level Levenshtein distance between prompt and response / the longer length (SPEC §6).
+    """Word-level Levenshtein distance between prompt and response / the longer length (EMORL §5.3).
 
     Uses `tokenize_words`; 0.0 when both are empty. 1.0 means nothing was kept in place.
     """
@@ -75,7 +75,7 @@ def edit_rate(prompt: str, response: str) -> float:
 def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     """Mean and *sample* standard deviation (ddof=1) of the values; std is 0.0 for one value.
 
-    Sample std matches reporting "mean ± std over seeds × runs" (EMORL §5: 5 seeds × 3 runs) as
+    Sample std matches reporting "mean ± std over seeds × runs" (EMORL §5.1: 5 seeds × 3 runs) as
     an estimate of the spread of a new run. Empty input or NaN is an error.
     """
     arr = np.asarray(values, dtype=float).ravel()
@@ -86,12 +86,6 @@ def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     mean = float(arr.mean())
     std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
     return mean, std
-
-
-def format_mean_std(values: Sequence[float] | np.ndarray, digits: int = 4) -> str:
-    """``"mean ± std"`` of `mean_std(values)` with ``digits`` decimals (``"0.9784 ± 0.0123"``)."""
-    mean, std = mean_std(values)
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def _as_matrix(points: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Model-based comparison of policies (MOLMA §4.3, §4.5.1; SPEC §5 "Evaluation").
+"""Model-based comparison of policies (MOLMA §4.3, §4.5.1, Figures 2a and 3).
 
 Every model answers the same test prompts greedily; every response is scored on every objective;
 per prompt, model A wins an objective against model B when its reward is higher, a tie counts as
@@ -28,13 +28,14 @@ from typing import Any
 import numpy as np
 
 from moalign.core.errors import ModelNotFoundError
+from moalign.runs.layout import UnitDir
 
 
 def _adapter_dir(spec: Path) -> Path | None:
     if (spec / "adapter_config.json").is_file():
         return spec
-    if (spec / "adapter" / "adapter_config.json").is_file():
-        return spec / "adapter"
+    if (UnitDir(spec).adapter / "adapter_config.json").is_file():
+        return UnitDir(spec).adapter
     return None
 
 
@@ -45,7 +46,7 @@ def _base_of(adapter: Path, base: str | None) -> str:
         return base
     import yaml
 
-    run_cfg = adapter.parent / "config.yaml"
+    run_cfg = UnitDir(adapter.parent).config
     if run_cfg.is_file():
         policy = (yaml.safe_load(run_cfg.read_text(encoding="utf-8")) or {}).get("policy")
         if policy:
@@ -103,13 +104,14 @@ def generate(models: _Models, name: str, prompts: list[str], max_new_tokens: int
              system: str | None, batch_size: int) -> list[str]:
     """Greedy responses of one model to every prompt."""
     from moalign.rollout import sample
+    from moalign.sampling import Sampling
 
     policy, _ = models.entries[name]
     out: list[str] = []
     with models.context(name):
         for i in range(0, len(prompts), batch_size):
-            r = sample(policy, prompts[i:i + batch_size], n=1, max_new_tokens=max_new_tokens,
-                       do_sample=False, system=system)
+            r = sample(policy, prompts[i:i + batch_size], Sampling.greedy(max_new_tokens),
+                       system=system)
             out.extend(r.responses)
     return out
 

@@ -14,61 +14,58 @@ Stages top to bottom (same machinery as the EMORL study in `moalign.emorl.study`
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from moalign.core.config import require
+from moalign.core.config import embed, fill, require
 from moalign.core.io import atomic_write_json
+from moalign.core.naming import objective_name, slug
+from moalign.molma.trainer import MolmaConfig
+from moalign.rewards.reward_models import RMConfig
+from moalign.runs.layout import RunDir
 from moalign.runs.stages import (
     EvaluationSection,
     PolicySection,
     System,
     base_label,
     check_seeds,
+    evaluation_sampling,
     fan_out,
     finish_study,
     model_seed,
-    objective_name,
     read_json,
     run_units,
     say,
-    seed_dir,
     stage,
     start_run,
     summarise,
     train_or_resume,
     training_seeds,
+    upgrade_sections,
     write_report,
 )
 
 SO_LABELS = {"so_weighted": "SO-weighted", "so_piecewise": "SO-piecewise"}
 
 
-@dataclass
-class MolmaDataSection:
-    prompts: list[Any] | None = None  # MolmaConfig.prompts (None: shipped help/safety prompts)
-    proportions: list[float] | None = None  # mix proportions (None: MOLMA's 60/40)
-    test_fraction: float = 0.1  # held out from every source for the evaluation
+MOLMA_SET_BY = {
+    "policy": "the study sets it from policy.name",
+    "objectives": "the study sets it from objectives (its reward models: their folders)",
+    "mode": "the study sets it (molma, or the baseline being trained)",
+    "so_objective": "the study sets it from the baseline so:<objective>",
+    "system": "the study sets it from policy.system",
+    "seed": "the study sets it from training_seeds",
+    "out_dir": "the study sets it (seed_<s>/train/<method>)",
+    "device": "the study sets it from policy.device",
+}
+"""`training` fields the study fills in for every MOLMA / SO run (`moalign.molma.trainer`)."""
 
-
-@dataclass
-class MolmaTrainingSection:
-    """Settings shared by MOLMA and its SO baselines (see `moalign.molma.trainer.MolmaConfig`)."""
-
-    iterations: int = 100
-    memory: int = 64
-    minibatch: int = 8
-    max_new_tokens: int = 64
-    lr: float = 1e-6
-    beta: float = 0.01
-    combiner: Literal["aligned_mtl", "weighted_sum", "pcgrad"] = "aligned_mtl"
-    critic: Literal["lora", "head"] = "lora"
-    save_every: int = 10
-    seeds: list[int] | None = None  # training seeds; None: every evaluation seed
-    extra: dict[str, Any] = field(default_factory=dict)  # any other MolmaConfig field
+RM_SET_BY = {
+    "objective": "the study sets it from the reward model's name (an objective)",
+    "out": "the study sets it (reward_models/<name>)",
+}
+"""`reward_models.<name>` fields the study fills in (`moalign.rewards.reward_models.RMConfig`)."""
 
 
 @dataclass
@@ -79,9 +76,13 @@ class MolmaStudyConfig:
     name: str | None = None
     policy: PolicySection = field(default_factory=PolicySection)
     objectives: list[Any] = field(default_factory=lambda: ["helpfulness", "safety"])
-    reward_models: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> RMConfig
-    data: MolmaDataSection = field(default_factory=MolmaDataSection)
-    training: MolmaTrainingSection = field(default_factory=MolmaTrainingSection)
+    # objective name -> the Bradley-Terry reward model the study trains for it (MOLMA §3.2):
+    # any RMConfig field except RM_SET_BY's; objectives without one use their scorer as is
+    reward_models: dict[str, RMConfig] = embed(dict, RM_SET_BY)
+    # MOLMA and its SO baselines (MOLMA Algorithm 1), including the prompt mix (prompts,
+    # proportions, test_fraction): any MolmaConfig field except MOLMA_SET_BY's
+    training: MolmaConfig = embed(MolmaConfig, MOLMA_SET_BY)
+    training_seeds: list[int] | None = None  # seeds that train models; None: every eval seed
     baselines: list[str] = field(default_factory=lambda: [
         "so:helpfulness", "so:safety", "so_weighted", "so_piecewise"])
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
@@ -91,35 +92,39 @@ class MolmaStudyConfig:
     gpus_per_job: float = 0.0  # GPUs each Ray training job reserves (fractions share a GPU)
 
     def validate(self) -> None:
-        from moalign.molma.trainer import MolmaConfig
-        from moalign.rewards.reward_models import RMConfig
-
         names = [objective_name(o) for o in self.objectives]
         require(len(names) >= 2, f"a MOLMA study needs >= 2 objectives, got {names}")
         require(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
         require(self.gpus_per_job >= 0, f"gpus_per_job must be >= 0, got {self.gpus_per_job}")
-        check_seeds(self.training.seeds, "training.seeds")
+        check_seeds(self.training_seeds, "training_seeds")
         for b in self.baselines:
             ok = b in SO_LABELS or (b.startswith("so:") and b[3:] in names)
             require(ok, f"unknown baseline {b!r}; use so:<objective> (one of {names}), "
                     "so_weighted or so_piecewise")
         unknown = sorted(set(self.reward_models) - set(names))
         require(not unknown, f"reward_models {unknown} are not objectives {names}")
-        rm_fields = {f.name for f in dataclasses.fields(RMConfig)} - {"out", "objective"}
-        for n, spec in self.reward_models.items():
-            bad = sorted(set(spec) - rm_fields)
-            require(not bad, f"reward_models.{n}: unknown key(s) {bad}; valid: {sorted(rm_fields)}")
-        valid = {f.name for f in dataclasses.fields(MolmaConfig)}
-        bad = sorted(set(self.training.extra) - valid)
-        require(not bad, f"training.extra: unknown MolmaConfig key(s) {bad}")
+        # the run configs the study will build, checked now rather than stages later
+        run_dir = Path(self.out_dir)
+        for name in self.reward_models:
+            rm_config(self, run_dir, name).validate()
+        for method in self.methods:
+            molma_config(self, run_dir, method, training_seeds(self)[0]).validate()
+
+    @classmethod
+    def upgrade_saved(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """A config.yaml saved before the study embedded the trainer configs, in today's shape:
+        the old `data` section (prompts, proportions, test_fraction) moved into `training`,
+        then as for EMORL (`training.extra` merged, `training.seeds` -> `training_seeds`)."""
+        data = upgrade_sections(data)
+        old = data.pop("data", None)
+        training = data.setdefault("training", {})
+        if isinstance(old, dict) and isinstance(training, dict):
+            training.update({k: v for k, v in old.items() if v is not None})
+        return data
 
     @property
     def methods(self) -> list[str]:
         return ["molma", *self.baselines]
-
-
-def method_key(method: str) -> str:
-    return method.replace(":", "_")
 
 
 def method_label(method: str) -> str:
@@ -131,17 +136,14 @@ def method_label(method: str) -> str:
 # ----------------------------------------------------------------------------- stages
 
 
-def rm_dir(run_dir: Path, name: str) -> Path:
-    return run_dir / "reward_models" / name
-
-
 def resolved_objectives(cfg: MolmaStudyConfig, run_dir: Path) -> list[Any]:
     """Objective specs, with the study's own reward models pointing at their folders."""
     out = []
     for spec in cfg.objectives:
         name = objective_name(spec)
         if name in cfg.reward_models:
-            spec = {"kind": "reward_model", "path": str(rm_dir(run_dir, name)), "name": name}
+            spec = {"kind": "reward_model", "path": str(RunDir(run_dir).reward_model(name)),
+                    "name": name}
         out.append(spec)
     return out
 
@@ -151,13 +153,12 @@ def _reward_model(cfg: MolmaStudyConfig, run_dir: Path, name: str) -> dict[str, 
     from moalign.rewards.heads import read_meta
     from moalign.rewards.reward_models import (
         EMBEDDED_PREFS,
-        RMConfig,
         ensure_embedded_reward_model,
         train_reward_model,
     )
 
     if name in cfg.reward_models:
-        rm = RMConfig(objective=name, out=str(rm_dir(run_dir, name)), **cfg.reward_models[name])
+        rm = rm_config(cfg, run_dir, name)
         rm.validate()
         return train_reward_model(rm)
     if name in EMBEDDED_PREFS:
@@ -172,28 +173,27 @@ def train_reward_models(cfg: MolmaStudyConfig, run_dir: Path) -> None:
         for name in (objective_name(o) for o in cfg.objectives):
             metrics = _reward_model(cfg, run_dir, name)
             if metrics is not None:
-                atomic_write_json(rm_dir(run_dir, name) / "metrics.json", metrics)
+                atomic_write_json(RunDir(run_dir).reward_model_metrics(name), metrics)
                 out[name] = metrics.get("val_accuracy")
         return out
 
     stage(run_dir, "reward_models", run)
 
 
-def molma_config(cfg: MolmaStudyConfig, run_dir: Path, method: str, seed: int) -> Any:
-    from moalign.molma.trainer import MolmaConfig
+def rm_config(cfg: MolmaStudyConfig, run_dir: Path, name: str) -> RMConfig:
+    """The reward model the study trains for objective `name` (RM_SET_BY filled in)."""
+    return fill(cfg.reward_models[name], RM_SET_BY, objective=name,
+                out=str(RunDir(run_dir).reward_model(name)))
 
-    t, d = cfg.training, cfg.data
+
+def molma_config(cfg: MolmaStudyConfig, run_dir: Path, method: str, seed: int) -> MolmaConfig:
+    """One MOLMA / SO run of the study: `training` with the fields in MOLMA_SET_BY filled in."""
     mode = "so" if method.startswith("so:") else method
-    optional = {k: v for k, v in (("prompts", d.prompts), ("proportions", d.proportions))
-                if v is not None}
-    common = {f.name: getattr(t, f.name) for f in dataclasses.fields(t)
-              if f.name not in ("extra", "seeds")}
-    return MolmaConfig(
-        policy=cfg.policy.name, objectives=resolved_objectives(cfg, run_dir), mode=mode,
-        so_objective=method[3:] if mode == "so" else None, test_fraction=d.test_fraction,
-        system=cfg.policy.system, seed=seed, device=cfg.policy.device,
-        out_dir=str(seed_dir(run_dir, seed) / "train" / method_key(method)),
-        **optional, **common, **t.extra)
+    return fill(cfg.training, MOLMA_SET_BY, policy=cfg.policy.name,
+                objectives=resolved_objectives(cfg, run_dir), mode=mode,
+                so_objective=method[3:] if mode == "so" else None, system=cfg.policy.system,
+                seed=seed, device=cfg.policy.device,
+                out_dir=str(RunDir(run_dir).seed(seed).policy(slug(method)).root))
 
 
 def _train_unit(molma_cfg: Any) -> dict[str, Any]:
@@ -207,7 +207,7 @@ def train_policies(cfg: MolmaStudyConfig, run_dir: Path) -> None:
     def run() -> dict[str, Any]:
         jobs = [{"molma_cfg": molma_config(cfg, run_dir, m, s)}
                 for s in training_seeds(cfg) for m in cfg.methods]
-        names = [f"{method_key(m)} seed {s}" for s in training_seeds(cfg) for m in cfg.methods]
+        names = [f"{slug(m)} seed {s}" for s in training_seeds(cfg) for m in cfg.methods]
         out = fan_out(_train_unit, jobs, cfg.workers, names, cfg.ray_address,
                       cfg.gpus_per_job)
         return {n: {"seconds": r["seconds"], "iterations": r["iterations"]}
@@ -219,15 +219,13 @@ def train_policies(cfg: MolmaStudyConfig, run_dir: Path) -> None:
 def molma_systems(cfg: MolmaStudyConfig) -> list[System]:
     from moalign.evaluation.evaluate import policy_generate_fn
 
-    e = cfg.evaluation
-    gen = {"max_new_tokens": e.max_new_tokens, "do_sample": e.do_sample,
-           "temperature": e.temperature, "top_p": e.top_p, "system": cfg.policy.system}
+    sampling, system = evaluation_sampling(cfg.evaluation), cfg.policy.system
 
     def plain(adapter: str | None) -> Any:
-        return lambda m: policy_generate_fn(m["policy"], adapter=adapter, **gen)
+        return lambda m: policy_generate_fn(m["policy"], sampling, system, adapter)
 
     return [System("base", base_label(cfg.policy.name), "adapters", plain(None)),
-            *(System(method_key(m), method_label(m), "adapters", plain(method_key(m)))
+            *(System(slug(m), method_label(m), "adapters", plain(slug(m)))
               for m in cfg.methods)]
 
 
@@ -235,8 +233,8 @@ def _load_policies(cfg: MolmaStudyConfig, run_dir: Path, seed: int) -> dict[str,
     from moalign.models import load_adapter, load_policy
 
     policy = load_policy(cfg.policy.name, device=cfg.policy.device)
-    for m in map(method_key, cfg.methods):
-        load_adapter(policy, seed_dir(run_dir, seed) / "train" / m / "adapter", m)
+    for m in map(slug, cfg.methods):
+        load_adapter(policy, RunDir(run_dir).seed(seed).policy(m).adapter, m)
     return {"policy": policy}
 
 
@@ -262,8 +260,8 @@ def evaluate_policies(cfg: MolmaStudyConfig, run_dir: Path) -> None:
 def per_prompt_rewards(run_dir: Path, key: str, names: list[str]) -> list[list[float]]:
     """(N, K) rewards of every evaluated response of a system, ordered by (seed, run, prompt)."""
     rows: list[list[float]] = []
-    for path in sorted((run_dir / "eval" / "units" / key).glob("*.json")):
-        unit = json.loads(path.read_text(encoding="utf-8"))
+    for path in RunDir(run_dir).unit_files(key):
+        unit = read_json(path)
         rows += [list(r) for r in zip(*(unit["per_example"][n] for n in names), strict=True)]
     return rows
 
@@ -285,9 +283,9 @@ def compare(cfg: MolmaStudyConfig, run_dir: Path) -> dict[str, Any]:
     rates = {o: table[f"MOLMA vs {o}"] for o in opponents}
     out = {"model": "MOLMA", "objectives": names, "opponents": opponents, "rates": rates,
            "n_prompts": len(scores["MOLMA"])}
-    atomic_write_json(run_dir / "compare" / "win_rates.json", out)
+    atomic_write_json(RunDir(run_dir).win_rates, out)
     plot_reward_scatter({k: v[:, :2] for k, v in scores.items()}, names[:2],
-                        run_dir / "compare" / "reward_scatter.png")
+                        RunDir(run_dir).reward_scatter)
     return {o: {n: round(w["win_rate"], 4) for n, w in r.items()} for o, r in rates.items()}
 
 
@@ -295,8 +293,8 @@ def training_costs(cfg: MolmaStudyConfig, run_dir: Path) -> dict[str, dict[str, 
     """Prompts consumed (iterations × memory) and seconds per method, one value per seed."""
     costs: dict[str, dict[str, list[float]]] = {}
     for s in training_seeds(cfg):
-        for m in map(method_key, cfg.methods):
-            summary = read_json(seed_dir(run_dir, s) / "train" / m / "summary.json")
+        for m in map(slug, cfg.methods):
+            summary = read_json(RunDir(run_dir).seed(s).policy(m).summary)
             c = costs.setdefault(m, {"data": [], "seconds": []})
             c["data"].append(float(summary["iterations"] * cfg.training.memory))
             c["seconds"].append(float(summary["seconds"]))

@@ -1,6 +1,6 @@
-"""MOLMA joint training (MOLMA §3.3, Algorithm 1; SPEC §5) and the single-objective baselines.
+"""MOLMA joint training (MOLMA §3.3, Algorithm 1) and the SO baselines (MOLMA §4.3, Eqs. 4.1-4.2).
 
-One readable loop, `train_molma`; the maths lives in `algorithms.losses` and `algorithms.aligned_mtl`:
+One readable loop, `train_molma`; the maths is in `algorithms.losses` and `algorithms.aligned_mtl`:
 
     repeat `iterations` times:
         prompts  <- `memory` prompts from the prompt mix (default 60/40 help/safety)
@@ -58,6 +58,8 @@ import torch
 from torch import nn
 
 from moalign.core.config import require
+from moalign.rollout import left_pad_positions
+from moalign.runs.layout import UnitDir
 
 MODES = ("molma", "so", "so_weighted", "so_piecewise")
 POLICY, VALUE = "policy", "value"
@@ -308,8 +310,8 @@ def backbone_states(model: nn.Module, r: Any) -> torch.Tensor:
     body = getattr(base, base.base_model_prefix)
     ids = torch.cat([r.query_ids, r.response_ids], dim=1)  # (N, Tq+Tr)
     attn = torch.cat([r.query_mask, r.response_mask], dim=1)
-    pos = (attn.cumsum(-1) - 1).clamp(min=0)  # left padding: positions as in generate()
-    hidden = body(input_ids=ids, attention_mask=attn, position_ids=pos).last_hidden_state
+    hidden = body(input_ids=ids, attention_mask=attn,
+                  position_ids=left_pad_positions(attn)).last_hidden_state
     tr = r.response_ids.shape[1]
     return hidden[:, -tr - 1:-1]
 
@@ -351,10 +353,11 @@ def collect(run: Run, iteration: int) -> Experience:
     from moalign.algorithms.losses import gae, kl_penalized_rewards, whiten
     from moalign.rewards.scorers import score_matrix
     from moalign.rollout import eval_mode, sample
+    from moalign.sampling import Sampling
 
     cfg, policy = run.cfg, run.policy
-    r = sample(policy, iteration_prompts(run, iteration), n=1, max_new_tokens=cfg.max_new_tokens,
-               temperature=cfg.temperature, system=cfg.system,
+    sampling = Sampling(cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature)
+    r = sample(policy, iteration_prompts(run, iteration), sampling, n=1, system=cfg.system,
                max_prompt_tokens=cfg.max_prompt_tokens)
     raw = score_matrix(run.scorers, r.prompts, r.responses).float()  # (B, K)
     if raw.numel() and (raw.min() < 0 or raw.max() > 1):
@@ -489,7 +492,7 @@ def save_state(run: Run) -> None:
 def restore_state(run: Run) -> None:
     """Load the checkpoint into `run`; drop metrics logged after it (a killed run's tail)."""
     from moalign.core.checkpoint import load_checkpoint
-    from moalign.core.io import read_jsonl, write_jsonl
+    from moalign.core.tracking import drop_metrics_after
 
     adapters = [POLICY, VALUE] if run.cfg.critic == "lora" else [POLICY]
     state = load_checkpoint(run.cfg.out_dir, run.policy, adapters, run.optimizer,
@@ -498,9 +501,7 @@ def restore_state(run: Run) -> None:
     run.step, extra = int(state["step"]), state["extra"]
     run.iteration, run.seconds = int(extra["iteration"]), float(extra["seconds"])
     run.history = list(extra["history"])
-    metrics = Path(run.cfg.out_dir) / "metrics.jsonl"
-    if metrics.exists():
-        write_jsonl(metrics, [r for r in read_jsonl(metrics) if r.get("step", 0) <= run.step])
+    drop_metrics_after(UnitDir(Path(run.cfg.out_dir)).metrics, run.step)
 
 
 def finish(run: Run) -> dict[str, Any]:
@@ -510,12 +511,12 @@ def finish(run: Run) -> dict[str, Any]:
     from moalign.core.io import atomic_write_json
     from moalign.models import save_adapter
 
-    out = Path(run.cfg.out_dir)
-    save_adapter(run.policy, POLICY, out / "adapter")
+    unit = UnitDir(Path(run.cfg.out_dir))
+    save_adapter(run.policy, POLICY, unit.adapter)
     if run.cfg.critic == "lora":
-        save_adapter(run.policy, VALUE, out / "value_adapter")
+        save_adapter(run.policy, VALUE, unit.value_adapter)
     head = {k: t.detach().cpu().contiguous() for k, t in run.value_head.state_dict().items()}
-    save_file(head, out / "value_head.safetensors", metadata={"outputs": ",".join(run.signals)})
+    save_file(head, unit.value_head, metadata={"outputs": ",".join(run.signals)})
     n = min(3, len(run.history))
     first, last = run.history[:n], run.history[-n:]
     summary = {
@@ -524,9 +525,9 @@ def finish(run: Run) -> dict[str, Any]:
         "iterations": run.iteration, "steps": run.step, "seconds": round(run.seconds, 3),
         "reward_first": {k: _mean([h[k] for h in first]) for k in run.names},
         "reward_last": {k: _mean([h[k] for h in last]) for k in run.names},
-        "adapter_dir": str(out / "adapter"), "critic": run.cfg.critic,
+        "adapter_dir": str(unit.adapter), "critic": run.cfg.critic,
     }
-    atomic_write_json(out / "summary.json", summary)
+    atomic_write_json(unit.summary, summary)
     return summary
 
 
@@ -572,8 +573,8 @@ def train_molma(cfg: MolmaConfig, resume: bool = False) -> dict[str, Any]:
     run = build_run(cfg)
     if resume:
         restore_state(run)
-    elif (out / "metrics.jsonl").exists():
-        (out / "metrics.jsonl").unlink()  # a fresh run starts a fresh log
+    else:
+        UnitDir(out).metrics.unlink(missing_ok=True)  # a fresh run starts a fresh log
     save_config(cfg, out)
     logger = make_logger(out, cfg.loggers, dataclasses.asdict(cfg))
     with _progress(run) as bar:

@@ -1,4 +1,4 @@
-"""Bradley-Terry reward models (MOLMA §3.2, SPEC §5 "Reward models").
+"""Bradley-Terry reward models (MOLMA §3.2, Eq. 3.2; accuracy as in §4.2).
 
 A reward model is `heads.ScalarHeadModel`: a backbone with its LM head replaced by a linear head
 that outputs one number r(x, y). Backbones: an encoder such as the bundled MiniLM (the (prompt,

@@ -1,4 +1,4 @@
-"""Objectives as scorers (SPEC §1): `score(prompts, responses) -> (B,)`, batched, own device.
+"""Objectives as scorers (EMORL §5.3, MOLMA §3.2): `score(prompts, responses) -> (B,)`, batched.
 
 Kinds (`build_scorer({"kind": ..., **options})`):
 
@@ -393,10 +393,6 @@ _SHORTHAND_ARG = {"classifier": "model", "perplexity": "model", "embedding": "mo
 # ----------------------------------------------------------------------------- build
 
 
-def objective_names() -> list[str]:
-    return sorted(EMBEDDED_OBJECTIVES)
-
-
 def _spec_from_string(spec: str) -> dict[str, Any]:
     if spec in EMBEDDED_OBJECTIVES:
         return {"name": spec, **EMBEDDED_OBJECTIVES[spec]}
@@ -408,8 +404,8 @@ def _spec_from_string(spec: str) -> dict[str, Any]:
         meta = read_meta(path)
         return {"kind": meta.get("kind", "head"), "path": str(path), "name": path.name}
     raise ObjectiveError(
-        f"unknown objective {spec!r}; known objectives: {objective_names()}. Or pass a saved "
-        f"scorer folder (holding {META_FILE}), `kind:value` (e.g. `python:pkg.mod:func`, "
+        f"unknown objective {spec!r}; known objectives: {sorted(EMBEDDED_OBJECTIVES)}. Or pass a "
+        f"saved scorer folder (holding {META_FILE}), `kind:value` (e.g. `python:pkg.mod:func`, "
         f"`classifier:<model>`), or a dict with `kind` (one of {sorted(SCORER_KINDS)})")
 
 

@@ -25,6 +25,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from moalign.algorithms.grid_search import SearchResult  # noqa: E402
+from moalign.runs.layout import SearchDir  # noqa: E402
 
 CMAP = "viridis"
 
@@ -198,7 +199,7 @@ def plot_search_iterations(
         ax, sc = _draw_iteration(fig, (1, 1, 1), entry, names)
         fig.colorbar(sc, ax=ax, shrink=0.7, pad=0.12 if k == 3 else 0.04, label="score")
         ax.legend(loc="upper center", fontsize=8, ncol=3, bbox_to_anchor=(0.5, -0.08))
-        out = Path(out_dir) / f"search_iter_{entry['iteration']:02d}.png"
+        out = SearchDir(Path(out_dir)).iteration_png(entry["iteration"])
         paths.append(save_figure(fig, out))
     return paths
 

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from moalign.core.io import atomic_write_text, read_jsonl
+from moalign.runs.layout import RunDir, SearchDir, SeedDir, UnitDir
 
-REPORT_DIR = "report"
-TABLE = "eval/table.json"
+TABLE = RunDir(Path()).table.as_posix()  # "eval/table.json", for messages
 SCALABLE = {"soup", "logits", "emorl"}  # distributed methods: add an objective without retraining
 
 
@@ -91,10 +91,6 @@ def _cost(value: Any, digits: int) -> str:
     return _ms(value, digits) if value is not None else "—"
 
 
-def seed_dirs(run_dir: Path) -> list[Path]:
-    return sorted(p for p in run_dir.glob("seed_*") if p.is_dir())
-
-
 # ----------------------------------------------------------------------------- sections
 
 
@@ -113,8 +109,7 @@ def overview_section(run_dir: Path, study: dict[str, Any] | None) -> Section:
             value = study[key]
             rows.append([label, ", ".join(map(str, value)) if isinstance(value, list) else
                          str(value)])
-    markers = sorted((run_dir / "stages").glob("*.json"), key=lambda p: p.stat().st_mtime_ns) \
-        if (run_dir / "stages").is_dir() else []
+    markers = sorted(RunDir(run_dir).stage_markers(), key=lambda p: p.stat().st_mtime_ns)
     timings = [(p.stem, float((_json(p) or {}).get("seconds", 0))) for p in markers]
     rows.append(["completed stages", ", ".join(f"{name} ({t:.0f} s)" for name, t in timings)
                  or "none"])
@@ -225,19 +220,20 @@ def _mean_curve(curves: list[list[tuple[float, float]]]) -> list[tuple[float, fl
 def training_runs(run_dir: Path) -> dict[str, list[Path]]:
     """Method label -> metrics.jsonl of each seed (experts and trained baselines)."""
     runs: dict[str, list[Path]] = {}
-    for sd in seed_dirs(run_dir) or [run_dir]:
-        for group, prefix in (("experts", "expert: "), ("baselines", ""), ("train", "")):
-            base = sd / group
+    for sd in RunDir(run_dir).seed_dirs() or [SeedDir(run_dir)]:  # early runs: no seed_<s>/
+        for base, prefix in ((sd.experts_dir, "expert: "), (sd.baselines_dir, ""),
+                             (sd.train_dir, "")):
             if base.is_dir():
-                for d in sorted(p for p in base.iterdir() if (p / "metrics.jsonl").is_file()):
-                    runs.setdefault(prefix + d.name, []).append(d / "metrics.jsonl")
+                units = [UnitDir(p) for p in sorted(base.iterdir())]
+                for u in (u for u in units if u.metrics.is_file()):
+                    runs.setdefault(prefix + u.root.name, []).append(u.metrics)
     return runs
 
 
 def _memory(metrics: Path) -> int | None:
     import yaml
 
-    cfg = metrics.parent / "config.yaml"
+    cfg = UnitDir(metrics.parent).config
     data = yaml.safe_load(cfg.read_text(encoding="utf-8")) if cfg.is_file() else None
     return data.get("memory") if isinstance(data, dict) else None
 
@@ -267,9 +263,10 @@ def curves_section(run_dir: Path, fig_dir: Path, kind: str = "emorl") -> Section
     return sec
 
 
-def _search_dirs(run_dir: Path) -> list[Path]:
-    dirs = [sd / "search" for sd in seed_dirs(run_dir)] + [run_dir / "search"]
-    return [d for d in dirs if d.is_dir()]
+def _search_dirs(run_dir: Path) -> list[SearchDir]:
+    run = RunDir(run_dir)
+    dirs = [sd.search for sd in run.seed_dirs()] + [run.search]
+    return [d for d in dirs if d.root.is_dir()]
 
 
 def search_section(run_dir: Path, fig_dir: Path) -> Section:
@@ -279,24 +276,25 @@ def search_section(run_dir: Path, fig_dir: Path) -> Section:
         sec.note = "no search folder yet: the search stage has not run."
         return sec
     d = dirs[0]
-    best = _json(d / "best.json") or _json(d / "summary.json")
+    best = _json(d.legacy_best) or _json(d.summary)
     if best:
         sec.blocks.append(Text(_search_summary(best, d, len(dirs))))
-    pngs = sorted(d.glob("search_iter_*.png"))  # the overview repeats these panels
+    pngs = d.iteration_pngs()  # the overview repeats these panels
+    owner = d.root.parent.name
     for png in pngs:
-        sec.blocks.append(Figure(_copy(png, fig_dir, f"{d.parent.name}_{png.name}"),
-                                 f"{d.parent.name}: {png.stem.replace('_', ' ')}",
+        sec.blocks.append(Figure(_copy(png, fig_dir, f"{owner}_{png.name}"),
+                                 f"{owner}: {png.stem.replace('_', ' ')}",
                                  half="overview" not in png.name))
     if not best and not pngs:
-        sec.note = f"{d} holds no search results or figures yet."
+        sec.note = f"{d.root} holds no search results or figures yet."
     return sec
 
 
-def _search_summary(best: dict[str, Any], d: Path, n_seeds: int) -> str:
+def _search_summary(best: dict[str, Any], d: SearchDir, n_seeds: int) -> str:
     weights = best.get("best_weights") or best.get("weights") or best.get("best_point")
     if isinstance(weights, dict):
         weights = ", ".join(f"{k} = {v:.4g}" for k, v in weights.items())
-    parts = [f"Best weights ({d.parent.name}): {weights}"]
+    parts = [f"Best weights ({d.root.parent.name}): {weights}"]
     for key, label in (("best_score", "score"), ("n_points_visited", "grid points visited"),
                        ("n_evaluations", "decoded (the rest cached or equal after normalising)"),
                        ("seconds", "seconds")):
@@ -304,7 +302,7 @@ def _search_summary(best: dict[str, Any], d: Path, n_seeds: int) -> str:
             value = best[key]
             parts.append(f"{label}: {value:.4g}" if isinstance(value, float) else
                          f"{label}: {value}")
-    iters = len((_json(d / "history.json") or {}).get("history") or [])
+    iters = len((_json(d.history) or {}).get("history") or [])
     if best.get("method") == "hierarchical" and iters and best.get("experts"):
         full = (2 ** iters + 1) ** len(best["experts"])
         parts.append(f"a full grid at the final step 1/{2 ** iters} has {full} points")
@@ -320,10 +318,10 @@ def _copy(src: Path, fig_dir: Path, name: str) -> Path:
     return dst
 
 
-def _search_points(d: Path) -> tuple[list[str], list[list[float]], list[list[float]]]:
+def _search_points(d: SearchDir) -> tuple[list[str], list[list[float]], list[list[float]]]:
     """(objective names, per-objective rewards, weights) of every evaluated point; the weights
     are in the order of the search's experts (summary.json `experts`)."""
-    recs = read_jsonl(d / "results.jsonl")
+    recs = read_jsonl(d.results)
     recs = [r for r in recs if r.get("objectives")]
     if not recs:
         return [], [], []
@@ -352,7 +350,7 @@ def pareto_section(run_dir: Path, fig_dir: Path) -> Section:
         groups.setdefault(tuple(values[i]), []).append(i)
     rows = [["; ".join(", ".join(f"{w:.3g}" for w in points[i]) for i in idx),
              *(f"{v:.4f}" for v in vals)] for vals, idx in list(groups.items())[:12]]
-    experts = (_json(dirs[0] / "summary.json") or {}).get("experts")
+    experts = (_json(dirs[0].summary) or {}).get("experts")
     head = f"weights ({', '.join(experts)})" if experts else "weights"
     sec.blocks.append(Table([head, *names], rows, "Pareto-optimal weight points (points with "
                                                   "equal rewards share a row)."))
@@ -361,8 +359,9 @@ def pareto_section(run_dir: Path, fig_dir: Path) -> Section:
 
 def molma_section(run_dir: Path, fig_dir: Path) -> Section:
     sec = Section("molma", "MOLMA: reward models, win rates and reward distributions")
-    rms = {p.parent.name: _json(p) for p in sorted(run_dir.glob("reward_models/*/metrics.json"))}
-    wins = _json(run_dir / "compare" / "win_rates.json")
+    run = RunDir(run_dir)
+    rms = {p.parent.name: _json(p) for p in run.reward_model_metric_files()}
+    wins = _json(run.win_rates)
     if not rms and wins is None:
         sec.note = "no MOLMA artifacts (reward_models/*/metrics.json, compare/win_rates.json)."
         return sec
@@ -372,7 +371,7 @@ def molma_section(run_dir: Path, fig_dir: Path) -> Section:
         sec.blocks.append(Table(["reward model", "held-out pairwise accuracy", "pairs"], rows))
     if wins:
         sec.blocks.append(_win_table(wins))
-    scatter = run_dir / "compare" / "reward_scatter.png"
+    scatter = run.reward_scatter
     if scatter.is_file():
         sec.blocks.append(Figure(_copy(scatter, fig_dir, "reward_scatter.png"),
                                  "Per-prompt rewards of each model (MOLMA Figure 3)."))
@@ -396,7 +395,7 @@ def _win_table(wins: dict[str, Any]) -> Table:
 
 def human_section(run_dir: Path) -> Section:
     sec = Section("human", "Human evaluation")
-    data = _json(run_dir / "human_eval" / "scores.json")
+    data = _json(RunDir(run_dir).human_scores)
     if data is None:
         sec.note = ("no human ratings imported (export a sheet with `moalign human-eval export`, "
                     "import with `moalign human-eval import --out RUN/human_eval/scores.json`).")
@@ -418,8 +417,7 @@ def human_section(run_dir: Path) -> Section:
 
 def samples_section(run_dir: Path, table: dict[str, Any] | None, n: int = 3) -> Section:
     sec = Section("samples", "Sample generations side by side")
-    gen_dir = run_dir / "eval" / "generations"
-    files = sorted(gen_dir.glob("*.jsonl")) if gen_dir.is_dir() else []
+    files = RunDir(run_dir).generation_files()
     if not files:
         sec.note = "no eval/generations/*.jsonl yet."
         return sec
@@ -444,7 +442,7 @@ def samples_section(run_dir: Path, table: dict[str, Any] | None, n: int = 3) -> 
 
 def config_section(run_dir: Path) -> Section:
     sec = Section("config", "Resolved config")
-    path = run_dir / "config.yaml"
+    path = RunDir(run_dir).config_yaml
     if not path.is_file():
         sec.note = "config.yaml is missing."
         return sec
@@ -453,8 +451,8 @@ def config_section(run_dir: Path) -> Section:
 
 
 def build_sections(run_dir: Path, fig_dir: Path) -> list[Section]:
-    study = _json(run_dir / "study.json")
-    table = _json(run_dir / TABLE)
+    run = RunDir(run_dir)
+    study, table = _json(run.study_json), _json(run.table)
     kind = str((study or {}).get("kind", "emorl"))
     sections = [overview_section(run_dir, study), rewards_section(table, kind)]
     if kind == "molma":
@@ -565,17 +563,16 @@ def render_markdown(title: str, sections: list[Section], out_dir: Path) -> str:
 
 def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     """Write `RUN_DIR/report/report.html` (self-contained) and `report.md`; return both."""
-    run_dir = Path(run_dir)
+    run = RunDir(Path(run_dir))
+    run_dir = run.root
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {run_dir} does not exist")
-    out_dir = run_dir / REPORT_DIR
-    fig_dir = out_dir / "figures"
+    out_dir, fig_dir = run.report_dir, run.figures_dir
     fig_dir.mkdir(parents=True, exist_ok=True)
-    study = _json(run_dir / "study.json") or {}
+    study = _json(run.study_json) or {}
     name = study.get("name") or run_dir.name
     title = f"moalign {study.get('kind', '').upper() or 'run'} study: {name}"
     sections = build_sections(run_dir, fig_dir)
-    html_path = atomic_write_text(out_dir / "report.html", render_html(title, sections))
-    md_path = atomic_write_text(out_dir / "report.md",
-                                render_markdown(title, sections, out_dir))
+    html_path = atomic_write_text(run.report_html, render_html(title, sections))
+    md_path = atomic_write_text(run.report_md, render_markdown(title, sections, out_dir))
     return html_path, md_path

@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moalign.core.config import require
+from moalign.core.config import from_dict, require, to_dict
 from moalign.core.io import atomic_write_json
+from moalign.core.naming import objective_name
+from moalign.runs.layout import RunDir, UnitDir
+from moalign.sampling import Sampling
 
 # ----------------------------------------------------------------------------- config sections
 
@@ -59,6 +62,11 @@ class EvaluationSection:
                 "same output every run; set runs: 1 or do_sample: true")
 
 
+def evaluation_sampling(e: EvaluationSection) -> Sampling:
+    """How every system decodes the test prompts; each generation run brings its own seed."""
+    return Sampling(e.max_new_tokens, e.do_sample, e.temperature, e.top_p)
+
+
 # ----------------------------------------------------------------------------- seeds and names
 
 
@@ -69,24 +77,14 @@ def check_seeds(seeds: list[int] | None, where: str) -> None:
 
 
 def training_seeds(cfg: Any) -> list[int]:
-    """Seeds that train models: `training.seeds`, else every evaluation seed."""
-    return list(cfg.training.seeds or cfg.evaluation.seeds)
+    """Seeds that train models: `training_seeds`, else every evaluation seed."""
+    return list(cfg.training_seeds or cfg.evaluation.seeds)
 
 
 def model_seed(cfg: Any, seed: int) -> int:
     """The training seed whose models evaluation seed `seed` decodes (round robin)."""
     ts = training_seeds(cfg)
     return seed if seed in ts else ts[cfg.evaluation.seeds.index(seed) % len(ts)]
-
-
-def objective_name(spec: Any) -> str:
-    """Directory / adapter name of an objective spec (embedded name, folder, or dict `name`)."""
-    if isinstance(spec, dict):
-        require("name" in spec, f"objective {spec} needs a `name` (used for its expert)")
-        return str(spec["name"])
-    require(isinstance(spec, str) and ":" not in spec, f"objective {spec!r}: write it as a "
-            "mapping with a name, e.g. {name: you, kind: python, function: pkg.mod:func}")
-    return Path(spec).name
 
 
 # ----------------------------------------------------------------------------- stages
@@ -98,7 +96,7 @@ def say(message: str) -> None:
 
 def stage(run_dir: Path, name: str, fn: Callable[[], Any]) -> Any:
     """Run `fn` unless `stages/<name>.json` exists; then write that marker with its result."""
-    marker = run_dir / "stages" / f"{name}.json"
+    marker = RunDir(run_dir).stage_marker(name)
     if marker.is_file():
         say(f"skip {name} (done)")
         return read_json(marker).get("result")
@@ -114,25 +112,55 @@ def stage(run_dir: Path, name: str, fn: Callable[[], Any]) -> Any:
 
 def start_run(cfg: Any, kind: str) -> Path:
     """Create the run directory and save the resolved config (warn when it changed)."""
-    from moalign.core.config import save_config, to_dict
+    from moalign.core.config import save_config
 
     cfg.validate()
-    run_dir = Path(cfg.out_dir)
-    old = run_dir / "config.yaml"
+    run = RunDir(Path(cfg.out_dir))
+    run_dir, old = run.root, run.config_yaml
     if old.is_file():
         import yaml
 
         before = yaml.safe_load(old.read_text(encoding="utf-8"))
-        if before != json.loads(json.dumps(to_dict(cfg), default=str)):
+        if not same_config(cfg, before):
             say(f"{old} differs from this config; completed stages are kept (delete "
-                f"{run_dir}/stages/<stage>.json to redo one)")
+                f"{run.stage_marker('<stage>')} to redo one)")
     save_config(cfg, run_dir)
     study = {"kind": kind, "name": cfg.name or run_dir.name, "policy": cfg.policy.name,
              "objectives": _study_objectives(cfg), "seeds": cfg.evaluation.seeds,
              "training_seeds": training_seeds(cfg),
              "runs": cfg.evaluation.runs, "test_prompts": cfg.evaluation.test_prompts}
-    atomic_write_json(run_dir / "study.json", study)
+    atomic_write_json(run.study_json, study)
     return run_dir
+
+
+def same_config(cfg: Any, saved: Any) -> bool:
+    """Whether a run directory's saved config is `cfg`; one saved by an earlier version is read
+    through `type(cfg).upgrade_saved` and today's loader first (defaults filled in)."""
+    def plain(data: Any) -> Any:
+        return json.loads(json.dumps(data, default=str))
+
+    now = plain(to_dict(cfg))
+    if saved == now:
+        return True
+    try:
+        return plain(to_dict(from_dict(type(cfg), type(cfg).upgrade_saved(saved)))) == now
+    except (TypeError, ValueError, AttributeError):  # not a config this version can read
+        return False
+
+
+def upgrade_sections(saved: dict[str, Any]) -> dict[str, Any]:
+    """A study config.yaml of the layout before the sections were the trainers' configs:
+    `training.extra` / `search.extra` merged into their sections, `training.seeds` moved to
+    `training_seeds` (a copy; other keys untouched)."""
+    data = json.loads(json.dumps(saved, default=str))
+    for name in ("training", "search"):
+        section = data.get(name)
+        if isinstance(section, dict):
+            section.update(section.pop("extra", None) or {})
+    training = data.get("training")
+    if isinstance(training, dict) and "seeds" in training:
+        data["training_seeds"] = training.pop("seeds")
+    return data
 
 
 def _study_objectives(cfg: Any) -> list[str]:
@@ -145,7 +173,7 @@ def train_or_resume(train: Callable[..., dict[str, Any]], run_cfg: Any) -> dict[
     steps."""
     from moalign.core.checkpoint import has_checkpoint
 
-    done = Path(run_cfg.out_dir) / "summary.json"
+    done = UnitDir(Path(run_cfg.out_dir)).summary
     if done.is_file():
         return read_json(done)
     resume = has_checkpoint(run_cfg.out_dir)
@@ -154,16 +182,12 @@ def train_or_resume(train: Callable[..., dict[str, Any]], run_cfg: Any) -> dict[
     return train(run_cfg, resume=resume)
 
 
-def seed_dir(run_dir: Path, seed: int) -> Path:
-    return run_dir / f"seed_{seed}"
-
-
 def fan_out(fn: Callable[..., Any], jobs: list[dict[str, Any]], workers: int,
             names: list[str], ray_address: str | None = None,
             gpus_per_job: float = 0.0) -> list[Any]:
     """The `workers` hook: jobs run here one by one (all threads) for 1 worker and no
-    ``ray_address``; else as Ray tasks (`moalign.scale.ray_jobs.fan_out`), on a local cluster sharing
-    this machine's cores or on the existing cluster at ``ray_address`` (e.g. ``auto``)."""
+    ``ray_address``; else as Ray tasks (`moalign.scale.ray_jobs.fan_out`), on a local cluster
+    sharing this machine's cores or on the existing cluster at ``ray_address`` (e.g. ``auto``)."""
     import os
 
     from moalign.scale.ray_jobs import fan_out as distributed_fan_out
@@ -190,10 +214,6 @@ def base_label(name: str) -> str:
     return f"{Path(name).name} (untrained)"
 
 
-def unit_path(run_dir: Path, system: str, seed: int, run: int) -> Path:
-    return run_dir / "eval" / "units" / system / f"seed_{seed}_run_{run}.json"
-
-
 def evaluate_unit(fn: Any, prompts: list[str], scorers: list[Any], gen_seed: int
                   ) -> dict[str, Any]:
     """Generate once for every test prompt and score it (rewards, diversity-2, edit rate)."""
@@ -218,7 +238,7 @@ def run_units(cfg: Any, run_dir: Path, systems: list[System], prompts: list[str]
         loaded: dict[str, dict[str, Any]] = {}
         for system in systems:
             for run in range(cfg.evaluation.runs):
-                path = unit_path(run_dir, system.key, seed, run)
+                path = RunDir(run_dir).unit(system.key, seed, run)
                 if path.is_file():
                     continue
                 if system.group not in loaded:
@@ -266,7 +286,7 @@ def write_generations(run_dir: Path, key: str, units: list[dict[str, Any]],
         for i, (p, r) in enumerate(zip(u["prompts"], u["responses"], strict=True)):
             rows.append({"seed": u["seed"], "run": u["run"], "index": i, "prompt": p,
                          "response": r, "rewards": {n: u["per_example"][n][i] for n in names}})
-    write_jsonl(run_dir / "eval" / "generations" / f"{key}.jsonl", rows)
+    write_jsonl(RunDir(run_dir).generations(key), rows)
 
 
 def summarise(cfg: Any, run_dir: Path, systems: list[System],
@@ -275,8 +295,7 @@ def summarise(cfg: Any, run_dir: Path, systems: list[System],
     names = _study_objectives(cfg)
     methods = []
     for system in systems:
-        units = [read_json(p) for p in sorted((run_dir / "eval" / "units" / system.key)
-                                             .glob("*.json"))]
+        units = [read_json(p) for p in RunDir(run_dir).unit_files(system.key)]
         if not units:
             continue
         methods.append(method_row(system.key, system.label, units, names, costs.get(system.key)))
@@ -284,7 +303,7 @@ def summarise(cfg: Any, run_dir: Path, systems: list[System],
     table = {"objectives": names, "seeds": cfg.evaluation.seeds, "runs": cfg.evaluation.runs,
              "training_seeds": training_seeds(cfg),
              "n_prompts": n_prompts, "methods": methods}
-    atomic_write_json(run_dir / "eval" / "table.json", table)
+    atomic_write_json(RunDir(run_dir).table, table)
     return {"methods": [m["key"] for m in methods]}
 
 
@@ -298,7 +317,8 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
 
 
 def finish_study(run_dir: Path, seconds: float) -> None:
-    study = read_json(run_dir / "study.json")
+    run = RunDir(run_dir)
+    study = read_json(run.study_json)
     study["last_invocation_seconds"] = round(seconds, 1)
-    study["systems"] = [m["key"] for m in read_json(run_dir / "eval" / "table.json")["methods"]]
-    atomic_write_json(run_dir / "study.json", study)
+    study["systems"] = [m["key"] for m in read_json(run.table)["methods"]]
+    atomic_write_json(run.study_json, study)

@@ -1,4 +1,4 @@
-"""Run the SCST trainer under `accelerate launch` (DDP or FSDP) without changing its loop (SPEC B3).
+"""Run the SCST trainer under `accelerate launch` (DDP or FSDP) without changing its loop.
 
 Launched with one process (or plain `python`), every helper here is a no-op and no Accelerator is
 created, so ordinary runs are bit-for-bit what they were. With N > 1 processes:
@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from moalign.core.config import ConfigError
+from moalign.runs.layout import UnitDir
 
 RANKS_DIR = ".ranks"
 
@@ -100,9 +101,9 @@ def process_config(cfg: Any, resume: bool = False) -> Any:
         return cfg
     scratch = rank_out_dir(cfg.out_dir, acc.process_index)
     shutil.rmtree(scratch, ignore_errors=True)
-    main_ckpt = Path(cfg.out_dir) / "checkpoint"
+    main_ckpt = UnitDir(Path(cfg.out_dir)).checkpoint
     if resume and main_ckpt.is_dir():
-        shutil.copytree(main_ckpt, scratch / "checkpoint")
+        shutil.copytree(main_ckpt, UnitDir(scratch).checkpoint)
     return dataclasses.replace(cfg, out_dir=str(scratch), progress=False)
 
 

@@ -1,4 +1,4 @@
-"""Fan independent jobs out over a Ray cluster (SPEC B3): expert training and search evaluations.
+"""Fan independent jobs out over a Ray cluster: expert training and search evaluations.
 
 EMORL trains its experts independently, so they parallelise perfectly: one Ray task per expert,
 each with its own CPUs/GPUs, seed and output folder. `fan_out` is the single primitive:
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from moalign.core.config import ConfigError, require
+from moalign.core.naming import objective_name
 
 # Ray resolves "127.0.0.1" to the machine's outward address on Linux unless clusters are
 # "disabled", which is exactly what a single-machine loopback cluster wants (see ray_constants).
@@ -240,9 +241,7 @@ def _train_one(cfg: Any, resume: bool) -> dict[str, Any]:
 
 
 def _expert_label(cfg: Any) -> str:
-    first = cfg.objectives[0] if cfg.objectives else "?"
-    if isinstance(first, dict):
-        first = first.get("name") or first.get("kind", "?")
+    first = objective_name(cfg.objectives[0], strict=False) if cfg.objectives else "?"
     return str(cfg.adapter_name or (first if cfg.method == "expert" else cfg.method))
 
 
@@ -335,20 +334,3 @@ def ensemble_evaluator(run_dir: str, prompts: Sequence[str],
     scorers = build_scorers(list(objectives or manifest.objectives))
     kwargs.setdefault("system", manifest.system)
     return make_weight_evaluator(ensemble, list(prompts), scorers, **kwargs)
-
-
-def parallel_evaluator(factory: Callable[..., Any], factory_kwargs: dict[str, Any],
-                       workers: int = 1, ray_address: str | None = None, num_cpus: float = 1.0,
-                       num_gpus: float = 0.0, chunk_size: int | None = None
-                       ) -> Callable[[list[tuple[float, ...]]], list[Any]]:
-    """An `EvaluateFn` for `grid_search` that fans each batch of points out over workers.
-
-    Use it inside ``with ray_session(workers, ray_address):`` so that one cluster (and the
-    evaluators its worker processes have built) serves every iteration of the search.
-    """
-
-    def evaluate(points: list[tuple[float, ...]]) -> list[Any]:
-        return evaluate_points_parallel(factory, factory_kwargs, points, workers, ray_address,
-                                        num_cpus, num_gpus, chunk_size)
-
-    return evaluate

@@ -1,4 +1,4 @@
-"""HTTP serving of an EMORL ensemble with user-chosen objective weights per request (SPEC B1).
+"""HTTP serving of an EMORL ensemble with user-chosen objective weights per request.
 
 `create_app(run_dir)` loads the ensemble of `RUN_DIR/ensemble.json` once and returns a FastAPI app:
 
@@ -34,6 +34,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from moalign.core.config import require
+from moalign.sampling import Sampling
 
 LEVEL_NAMES = ("states", "logits", "params")
 
@@ -54,6 +55,7 @@ class ServeConfig:
     max_queue: int = 1024  # queued requests beyond this get 503
     device: str = "auto"
     threads: int = 0  # torch intra-op threads for generation (0: torch's default)
+    log_level: str = "info"  # uvicorn's log level
 
     def validate(self) -> None:
         for name in ("max_batch", "max_new_tokens_limit", "default_max_new_tokens",
@@ -97,6 +99,10 @@ class GenerateRequest(BaseModel):
 
     def prompt_list(self) -> list[str]:
         return [self.prompt] if self.prompt is not None else list(self.prompts or [])
+
+    def sampling(self, max_new_tokens: int) -> Sampling:
+        """The request's decoding settings (`max_new_tokens` resolved against the limits)."""
+        return Sampling(max_new_tokens, self.do_sample, self.temperature, self.top_p, self.seed)
 
 
 class GenerateResponse(BaseModel):
@@ -341,8 +347,7 @@ class Service:
         max_new = self.check_limits(req)
         weights = self.weights_row(req.weights if req.weights is not None
                                    else self.default_weights)
-        sampling = (req.temperature, req.top_p, req.seed) if req.do_sample else ()
-        key = (req.level, max_new, req.do_sample, *sampling)
+        key = (req.level, req.sampling(max_new).key())  # greedy ignores temperature/top_p/seed
         texts = format_prompts(self.ensemble.policy, req.prompt_list(), self.manifest.system)
         return Job(texts, weights, key, asyncio.get_running_loop().create_future())
 
@@ -352,12 +357,9 @@ class Service:
 
         from moalign.emorl.decoding import generate
 
-        level, max_new, do_sample, *sampling = key
-        kwargs: dict[str, Any] = {"do_sample": do_sample}
-        if do_sample:
-            kwargs.update(temperature=sampling[0], top_p=sampling[1], seed=sampling[2])
+        level, sampling = key
         out = generate(self.ensemble, texts, torch.tensor(weights, dtype=torch.float32),
-                       level=level, max_new_tokens=max_new, **kwargs)
+                       level=level, sampling=sampling)
         return [s.strip() for s in out]
 
     def info(self) -> dict[str, Any]:
@@ -430,7 +432,7 @@ def _add_routes(app: Any, svc: Service) -> None:
         return GenerateResponse(
             responses=responses, response=responses[0] if req.prompt is not None else None,
             weights=dict(zip(svc.objectives, job.weights, strict=True)), level=req.level,
-            max_new_tokens=job.key[1], batch_size=job.batch_size,
+            max_new_tokens=job.key[1].max_new_tokens, batch_size=job.batch_size,
             queue_ms=round((job.started - job.enqueued) * 1000, 3),
             latency_ms=round((done - t0) * 1000, 3))
 
