@@ -1,12 +1,20 @@
-"""Bounded load test of `moalign serve`: requests/s and latency percentiles, unbatched vs batched.
+"""Bounded load test of `moalign serve`: requests/s and latency percentiles, unbatched vs batched,
+or a bounded soak with mixed valid and invalid requests.
 
 Starts the server itself on 127.0.0.1 (a free port, in a background thread) and sends a FIXED
 number of requests with FIXED concurrency, each with its own objective weights, under a time
 limit; then repeats with micro-batching (max_batch=1 vs 8 by default) and prints the ratio. Both
 runs share one loaded ensemble and send identical requests, so the greedy responses must match.
 
+``--soak SECONDS`` instead sends, for that long (and at most ``--max-requests``), a mix of valid
+requests (`/generate`, `/v1/completions`, `/v1/chat/completions`, streamed chat) and invalid ones
+(bad weights, loose types, invalid Unicode, oversize bodies, unknown routes), and reports
+throughput, p50/p99 latency as the client saw it (queueing included), answers by status, and the
+resident memory at start and end (`bench/serve_soak.py`). Traffic goes to loopback only.
+
     python bench/serve_load.py                         # tiny random ensemble (no downloads)
     python bench/serve_load.py --run-dir runs/emorl    # a real ensemble (ensemble.json)
+    python bench/serve_load.py --soak 60               # one minute of mixed traffic
 """
 
 from __future__ import annotations
@@ -44,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
+                   help="run a bounded soak of mixed valid/invalid requests for SECONDS")
+    p.add_argument("--max-requests", type=int, default=100_000,
+                   help="soak: stop after this many requests even before SECONDS")
+    p.add_argument("--invalid-share", type=float, default=0.3,
+                   help="soak: share of invalid requests")
     return p.parse_args(argv)
 
 
@@ -110,7 +124,7 @@ def load(url: str, bodies: list[dict[str, Any]], concurrency: int,
             for f in pending:
                 f.cancel()
         wall = time.perf_counter() - start
-        metrics = client.get("/metrics").json()
+        metrics = client.get("/metrics", params={"format": "json"}).json()
     results = [f.result() if f in done and f.exception() is None else None for f in futures]
     ok = [r for r in results if r is not None]
     lat = [r[0] for r in ok]
@@ -122,8 +136,12 @@ def load(url: str, bodies: list[dict[str, Any]], concurrency: int,
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.soak > 0:
+        from serve_soak import soak
+
+        return soak(args, tiny_ensemble)
     from moalign.emorl.manifest import load_ensemble
-    from moalign.scale.serve import create_app, serve_in_thread
+    from moalign.serve import create_app, serve_in_thread
 
     with tempfile.TemporaryDirectory(prefix="moalign-bench-") as tmp:
         run_dir = Path(args.run_dir) if args.run_dir else tiny_ensemble(Path(tmp))

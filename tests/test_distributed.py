@@ -92,7 +92,11 @@ def test_fan_out_order_errors_and_chunks(cluster) -> None:
     results = evaluate_points_parallel(toy_evaluator, {"offset": 1.0}, points, workers=2)
     assert [r.point for r in results] == points
     assert [r.score for r in results] == pytest.approx([2.0] * 7)
-    assert len({r.extra["pid"] for r in results}) >= 1
+    import os
+
+    pids = [r.extra["pid"] for r in results]  # one pid per chunk: points 0-3 and 4-6
+    assert os.getpid() not in pids  # evaluated by Ray worker processes, not here
+    assert len(set(pids[:4])) == 1 and len(set(pids[4:])) == 1
 
 
 def test_study_fan_out_joins_a_cluster_by_address(cluster) -> None:
@@ -184,16 +188,17 @@ first = lin.weight.grad.clone()
 lin(x).sum().backward()
 averager.remove()
 
-# 2. the SCST trainer with the wiring the trainer gets (emulated here when not wired yet)
+# 2. the SCST trainer as it is: train_scst itself must call distribute_run, which shards every
+# step's prompts over the ranks (recorded here per step)
 cfg = acc.process_config(scst.SCSTConfig(**json.loads(open(sys.argv[1]).read())))
-if "distribute_run" not in open(scst.__file__).read():
-    _build = scst.build_run
-    scst.build_run = lambda c: acc.distribute_run(_build(c))
+seen, real_step = [], scst.scst_step
+scst.scst_step = lambda run, prompts: (seen.append(list(prompts)), real_step(run, prompts))[1]
 summary = scst.train_scst(cfg)
 # one file per rank: the ranks' stdout streams interleave, so results are not printed
 with open(f"{sys.argv[2]}/result_rank{acc.process_index()}.json", "w") as f:
     json.dump({"rank": acc.process_index(), "out": cfg.out_dir, "first": first.tolist(),
-               "second": lin.weight.grad.tolist(), "data_consumed": summary["data_consumed"]}, f)
+               "second": lin.weight.grad.tolist(), "data_consumed": summary["data_consumed"],
+               "prompts": seen}, f)
 '''
 
 
@@ -234,6 +239,9 @@ def test_accelerate_ddp_two_cpu_processes(tmp_path: Path) -> None:
     for r in results:  # mean of (1, 2) after one backward, plus 1.5 again after the second
         assert r["first"] == [[1.5, 1.5, 1.5]] and r["second"] == [[3.0, 3.0, 3.0]]
         assert r["data_consumed"] == 8  # global: 2 steps x batch_size 4 (2 prompts per rank)
+        assert [len(p) for p in r["prompts"]] == [2, 2]  # each rank trains on its shard
+    for a, b in zip(results[0]["prompts"], results[1]["prompts"], strict=True):
+        assert not set(a) & set(b)  # the two halves of one global batch of 4
     main, other = Path(results[0]["out"]), Path(results[1]["out"])
     assert main == tmp_path / "ddp" / "run" and other == main / ".ranks" / "rank1"
     a, b = _adapter(str(main)), _adapter(str(other))

@@ -194,3 +194,56 @@ def test_aligned_update_through_parameters():
     GR.assign_flat_grad(params, update)
     close(GR.flatten_grads(params), update)
     assert info["cond_after"] == pytest.approx(1.0, abs=1e-4)
+
+
+# ----------------------------------------------------------------------------- numerical rank
+
+
+def _svd_aligned(G: torch.Tensor, rank: int) -> torch.Tensor:
+    """Reference Ĝ = σ_r·U_r·V_rᵀ from the SVD of G (float64) truncated to its `rank`."""
+    U, S, Vh = torch.linalg.svd(G.double(), full_matrices=False)
+    return S[rank - 1] * U[:, :rank] @ Vh[:rank]
+
+
+@pytest.mark.parametrize(("seed", "dtype"), [(0, torch.float64), (2, torch.float64),
+                                             (3, torch.float32), (4, torch.float32)])
+def test_aligned_mtl_dependent_columns_drop_a_tiny_positive_null_eigenvalue(seed, dtype):
+    """G = [a, b, 0.3a + 0.7b] has rank 2, but eigh returns its null eigenvalue as a tiny
+    *positive* number for these seeds: only the eps rule (not `λ > 0`) can drop it."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(40, generator=g, dtype=dtype)
+    b = torch.randn(40, generator=g, dtype=dtype)
+    G = torch.stack([a, b, 0.3 * a + 0.7 * b], dim=1)
+    null = torch.linalg.eigvalsh(G.double().T @ G.double())[0]
+    assert 0.0 < null < 1e-12  # the regime this test is about
+    update, info = GR.aligned_mtl(G)
+    assert info["rank"] == 2
+    expected = _svd_aligned(G, 2)
+    close(info["aligned"].double(), expected, atol=1e-5 if dtype == torch.float32 else 1e-10)
+    close(update.double(), expected.sum(dim=1), atol=1e-5 if dtype == torch.float32 else 1e-10)
+    assert info["cond_after"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_aligned_mtl_nearly_parallel_float32_gradients_keep_their_size():
+    """Two float32 gradients of norm 44 that agree up to rounding-sized noise: the reference
+    code (float32 eps in the rank rule) treats G as rank 1 and returns ≈ g1 + g2 (norm ≈ 88);
+    a float64-eps rule keeps the noise direction and shrinks the step to σ_min ≈ 3e-5."""
+    g = torch.Generator().manual_seed(5)
+    g1 = torch.randn(4096, generator=g)
+    g1 = g1 / g1.norm() * 44.0
+    noise = torch.randn(4096, generator=g)
+    g2 = g1 + noise / noise.norm() * 4e-5
+    G = torch.stack([g1, g2], dim=1)  # (P, 2) float32
+    # reference: LibMTL's rule evaluated in float32, then B = v1·v1ᵀ for the one kept pair
+    M32 = G.T @ G
+    lam, V = torch.linalg.eigh(M32)
+    kept = lam > lam.max() * 2 * torch.finfo(torch.float32).eps
+    assert kept.tolist() == [False, True]
+    v1 = V[:, 1:].double()
+    expected = G.double() @ (v1 @ v1.T) @ torch.ones(2, dtype=torch.float64)
+    update, info = GR.aligned_mtl(G)
+    assert info["rank"] == 1
+    assert float(update.norm()) == pytest.approx(88.0, rel=1e-3)
+    close(update.double(), expected, atol=1e-3)
+    # float32 and float64 Gram matrices agree on the rank: the eps, not the precision, decides
+    assert GR.aligned_mtl(G.double())[1]["rank"] == 1

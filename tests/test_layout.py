@@ -32,7 +32,7 @@ def _study_paths(run: RunDir) -> list[Path]:
     paths += [run.stage_marker(s) for s in STAGES]
     for n in OBJECTIVES:
         paths += _unit_paths(sd.expert(n))
-    paths.append(sd.expert("length").checkpoint)  # the fixture keeps one checkpoint
+    paths.append(sd.expert("length").legacy_checkpoint)  # the fixture keeps one 0.1 checkpoint
     for m in BASELINES:
         paths += _unit_paths(sd.baseline(m))
     s = sd.search

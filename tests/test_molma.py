@@ -19,7 +19,8 @@ import torch
 from typer.testing import CliRunner
 
 from moalign.core.io import append_jsonl, read_jsonl
-from moalign.molma.trainer import MolmaConfig, train_molma, training_rewards
+from moalign.molma.config import MolmaConfig
+from moalign.molma.trainer import train_molma, training_rewards
 from moalign.rewards.reward_models import RMConfig, train_reward_model
 
 # ----------------------------------------------------------------------------- objectives
@@ -261,3 +262,128 @@ def test_compare_win_rates(tiny_policy_dir: str, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "cmp" / "results.json").read_text())["pairs"] == \
         [["tuned", "ref"], ["zero", "ref"]]
     assert "tuned vs ref" in (tmp_path / "cmp" / "table.md").read_text()
+
+
+# ----------------------------------------------------------------------------- wiring
+
+SCORES = {"a": (0.9, 0.2), "b": (0.3, 0.7), "c": (0.6, 0.55), "d": (0.1, 0.95)}
+
+
+def table_early(prompts: list[str], responses: list[str]) -> list[float]:
+    return [SCORES[r][0] for r in responses]
+
+
+def table_vowel(prompts: list[str], responses: list[str]) -> list[float]:
+    return [SCORES[r][1] for r in responses]
+
+
+TABLE_OBJECTIVES = [{"kind": "python", "function": f"{__name__}:{f}", "name": f}
+                    for f in ("table_early", "table_vowel")]
+
+
+def _perturb_lora(model: torch.nn.Module, seed: int) -> None:
+    """Random LoRA B (PEFT starts at 0): the policy differs from π0, the critic from the base."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+
+
+def _hand_gae(rewards: torch.Tensor, values: torch.Tensor, lengths: list[int], gamma: float,
+              lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE row by row with Python loops: δ_t = r_t + γ·V_{t+1} − V_t (V_L = 0),
+    A_t = δ_t + γλ·A_{t+1}; returns = A + V; both 0 on padding."""
+    adv, ret = torch.zeros_like(rewards), torch.zeros_like(rewards)
+    for b, n in enumerate(lengths):
+        nxt_a = torch.zeros(rewards.shape[-1], dtype=rewards.dtype)
+        for t in reversed(range(n)):
+            nxt_v = values[b, t + 1] if t + 1 < n else torch.zeros_like(nxt_a)
+            nxt_a = rewards[b, t] + gamma * nxt_v - values[b, t] + gamma * lam * nxt_a
+            adv[b, t], ret[b, t] = nxt_a, nxt_a + values[b, t]
+    return adv, ret
+
+
+def test_collect_builds_whitened_gae_of_kl_penalised_rewards(tiny_policy_dir: str,
+                                                             tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """A stubbed rollout and table scorers, γ = 0.9 ≠ λ = 0.8, β = 0.05, T = 0.9: the memory's
+    advantages are whiten(gae(r̄, V_old, mask, γ, λ)) and its returns gae's A + V_old, with
+    r̄ = −β(log π − log π0) per token + WHITEN(LOGIT(r)) on the last token — all by hand here."""
+    from moalign.molma import trainer
+    from moalign.rollout import Rollout
+
+    cfg = _cfg(tiny_policy_dir, tmp_path, objectives=TABLE_OBJECTIVES, gamma=0.9,
+               gae_lambda=0.8, beta=0.05, temperature=0.9, memory=4)
+    run = trainer.build_run(cfg)
+    _perturb_lora(run.policy.model, 7)
+    g = torch.Generator().manual_seed(0)
+    query, resp = torch.randint(10, 1000, (4, 5), generator=g), torch.randint(10, 1000, (4, 4),
+                                                                                generator=g)
+    lengths = [4, 2, 3, 1]
+    mask = torch.tensor([[int(t < n) for t in range(4)] for n in lengths])
+    r = Rollout([f"q{i}" for i in range(4)], list("abcd"), query, torch.ones_like(query), resp,
+                mask)
+    monkeypatch.setattr(trainer, "sample", lambda *a, **k: r)
+    exp = trainer.collect(run, 0)
+
+    model, Tq = run.policy.model, query.shape[1]
+    ids, attn = torch.cat([query, resp], 1), torch.cat([torch.ones_like(query), mask], 1)
+
+    def logp(logits: torch.Tensor) -> torch.Tensor:  # (4, 4) at T = 0.9, 0 on padding
+        lp = torch.log_softmax(logits[:, Tq - 1:-1].double() / 0.9, -1)
+        return lp.gather(-1, resp.unsqueeze(-1)).squeeze(-1) * mask
+
+    with torch.no_grad():
+        pi = logp(model(input_ids=ids, attention_mask=attn).logits)
+        with model.disable_adapter():
+            pi0 = logp(model(input_ids=ids, attention_mask=attn).logits)
+        model.set_adapter("value")
+        hidden = model(input_ids=ids, attention_mask=attn,
+                       output_hidden_states=True).hidden_states[-1]
+        model.set_adapter("policy")
+        values = run.value_head(hidden[:, Tq - 1:-1]).double()  # (4, 4, 2)
+    raw = torch.tensor([SCORES[x] for x in "abcd"], dtype=torch.float64)
+    x = torch.logit(raw.clamp(1e-4, 1 - 1e-4))
+    white = (x - x.mean(0)) / (x.std(0, unbiased=False) + 1e-8)  # (4, 2) Eq. 3.4
+    rewards = (-0.05 * (pi - pi0)).unsqueeze(-1).repeat(1, 1, 2)  # (4, 4, 2) Eq. 3.3
+    for b, n in enumerate(lengths):
+        rewards[b, n - 1] += white[b]
+    adv, ret = _hand_gae(rewards, values, lengths, 0.9, 0.8)
+    m = mask.bool()
+    mean, std = adv[m].mean(0), adv[m].std(0, unbiased=False)
+    want = (adv - mean) / (std + 1e-8) * mask.unsqueeze(-1)
+    torch.testing.assert_close(exp.ref_logp.double(), pi0, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(exp.old_values.double()[m], values[m], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(exp.returns.double(), ret, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(exp.advantages.double(), want, atol=1e-4, rtol=1e-4)
+    assert exp.kl == pytest.approx(float((pi - pi0).sum(1).mean()), abs=1e-5)
+
+
+def test_full_finetuning_updates_base_weights_and_resumes(tiny_policy_dir: str,
+                                                          tmp_path: Path) -> None:
+    """`finetune: full` trains every policy weight (no policy LoRA), keeps π0 frozen in its own
+    copy, saves model/ instead of adapter/, and a resumed run equals an uninterrupted one."""
+    from safetensors.torch import load_file
+
+    kw = dict(finetune="full", iterations=2, save_every=1, lr=1e-3)
+    full = train_molma(_cfg(tiny_policy_dir, tmp_path / "full", **kw))
+    out = tmp_path / "full"
+    assert full["finetune"] == "full" and not (out / "adapter").exists()
+    base = load_file(str(Path(tiny_policy_dir) / "model.safetensors"))
+    tuned = load_file(str(out / "model" / "model.safetensors"))
+    assert base.keys() == tuned.keys()
+    changed = [k for k in base if not torch.equal(base[k], tuned[k])]
+    assert any("layers.0." in k for k in changed) and any("norm" in k for k in changed)
+    assert (out / "value_adapter" / "adapter_config.json").is_file()
+    train_molma(_cfg(tiny_policy_dir, tmp_path / "cut", **{**kw, "iterations": 1}))
+    resumed = train_molma(_cfg(tiny_policy_dir, tmp_path / "cut", **kw), resume=True)
+    assert resumed["steps"] == full["steps"] == 4
+    again = load_file(str(tmp_path / "cut" / "model" / "model.safetensors"))
+    for k in tuned:
+        torch.testing.assert_close(again[k], tuned[k], atol=1e-6, rtol=0)
+    strip = [{k: v for k, v in r.items() if k != "time"} for r in
+             read_jsonl(tmp_path / "cut" / "metrics.jsonl")]
+    assert strip == [{k: v for k, v in r.items() if k != "time"} for r in
+                     read_jsonl(out / "metrics.jsonl")]

@@ -17,6 +17,7 @@ from moalign.cli import app
 from moalign.configs import shipped_config, shipped_config_names
 from moalign.core.config import ConfigError, load_config, to_dict
 from moalign.core.errors import DataError
+from moalign.core.io import read_jsonl
 from moalign.emorl import study as pipeline
 from moalign.emorl.scst import SCSTConfig
 from moalign.emorl.study import StudyConfig, load_study, run_emorl_study
@@ -27,6 +28,7 @@ from moalign.evaluation.human_eval import (
     import_ratings,
     percent_agreement,
 )
+from moalign.evaluation.metrics import distinct2_authors, edit_rate_authors
 from moalign.molma.study import MolmaStudyConfig
 from moalign.runs import stages as study
 from moalign.runs.report import build_report
@@ -115,6 +117,14 @@ def _check_emorl_artifacts(run_dir: Path) -> None:
         max(e["seconds"] for e in experts) + search["seconds"])
     assert cost["emorl"]["data"][0] == max(e["data_consumed"] for e in experts) + \
         search["n_evaluated_total"] * 2
+    # the EMORL paper's count: every grid point of every iteration (3^K x I) x prompts
+    assert cost["emorl"]["data_paper"][0] == max(e["data_consumed"] for e in experts) + 3**2 * 2
+    assert cost["expert_length"]["data_paper"] == cost["expert_length"]["data"]
+    units = [json.loads(p.read_text()) for p in (run_dir / "eval/units/emorl").glob("*.json")]
+    for key, per_response in (("diversity2_authors", distinct2_authors),
+                              ("edit_rate_authors", edit_rate_authors)):
+        means = [sum(per_response(*pr) for pr in _pairs(u, key)) / u["n"] for u in units]
+        assert cost["emorl"][key][0] == pytest.approx(sum(means) / len(means))
     top = json.loads((run_dir / "ensemble.json").read_text())
     assert top["best_weights"] and all(v.startswith("seed_0/") for v in top["experts"].values())
     gens = [json.loads(line) for line in (run_dir / "eval/generations/emorl.jsonl").open()]
@@ -122,6 +132,13 @@ def _check_emorl_artifacts(run_dir: Path) -> None:
     assert {(g["seed"], g["run"]) for g in gens} == {(0, 0), (1, 0)}
     assert not (run_dir / "seed_1").exists()  # evaluation seed 1 reuses training seed 0
     _check_report(run_dir)
+
+
+def _pairs(unit: dict, key: str) -> list[tuple[str, ...]]:
+    """Arguments of the per-response metric `key` for every response of an evaluation unit."""
+    if key.startswith("edit_rate"):
+        return list(zip(unit["prompts"], unit["responses"], strict=True))
+    return [(r,) for r in unit["responses"]]
 
 
 def _check_report(run_dir: Path) -> None:
@@ -168,9 +185,16 @@ def test_molma_study_via_cli(assets, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     wins = json.loads((run_dir / "compare" / "win_rates.json").read_text())
     assert wins["opponents"] == ["base (untrained)", "SO-length", "SO-weighted"]
-    for rates in wins["rates"].values():
-        for w in rates.values():
-            assert w["win"] + w["tie"] + w["loss"] == wins["n_prompts"] == 2
+    gens = {k: read_jsonl(run_dir / "eval" / "generations" / f"{k}.jsonl")
+            for k in ("molma", "base", "so_length", "so_weighted")}
+    for label, key in zip(wins["opponents"], ("base", "so_length", "so_weighted"), strict=True):
+        for obj, w in wins["rates"][label].items():  # recounted from the per-prompt rewards
+            pairs = [(a["rewards"][obj], b["rewards"][obj])
+                     for a, b in zip(gens["molma"], gens[key], strict=True)]
+            counts = (sum(a > b for a, b in pairs), sum(a == b for a, b in pairs),
+                      sum(a < b for a, b in pairs))
+            assert (w["win"], w["tie"], w["loss"]) == counts and sum(counts) == 2
+            assert w["win_rate"] == pytest.approx((counts[0] + counts[1] / 2) / 2)
     assert (run_dir / "compare" / "reward_scatter.png").is_file()
     table = json.loads((run_dir / "eval" / "table.json").read_text())
     assert [m["key"] for m in table["methods"]] == ["base", "molma", "so_length", "so_weighted"]
@@ -294,6 +318,9 @@ def test_shipped_configs_load_and_validate(name) -> None:
     (["training.n_samples=1"], "n_samples must be >= 2"),
     (["training_seeds=[0,0]"], "training_seeds must be distinct"),
     (["kind=other"], "unknown kind"),
+    (["logits_space=raw"], "logits_space: raw makes the logits baseline equal the EMORL states"),
+    (["evaluation.lexical_metrics=[nltk]"], "lexical_metrics must name one or both"),
+    (["training.val_protocol=full"], "val_protocol"),
 ])
 def test_study_config_errors_are_actionable(overrides, message) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -394,3 +421,32 @@ def test_unknown_config_name_lists_the_shipped_ones(arg, tmp_path, monkeypatch) 
         load_study(arg)
     assert "\n" not in str(e.value) and arg in str(e.value)
     assert ", ".join(SHIPPED) in str(e.value)
+
+
+def test_paper_config_follows_the_authors_protocol(monkeypatch) -> None:
+    """emorl-paper: sampled validation of the whole split, EOS out of the loss, DynaOpt against
+    the previous validation, the paper's search count, the authors' lexical metrics, mixture
+    logits, and the EMORL row decoded by argmax while the other systems sample."""
+    cfg = load_study(shipped_config("emorl-paper"))
+    t = cfg.training
+    assert (t.val_protocol, t.val_samples, t.val_batch, t.temperature) == \
+        ("sampled_split", 3, 8, 1.0)
+    assert (t.count_eos, t.dynaopt_window, cfg.search.n_prompts, cfg.search.simplex) == \
+        (False, 1, 32, False)
+    assert cfg.evaluation.lexical_metrics == ["authors"] and cfg.logits_space == "probs"
+    seen = {}
+
+    def spy(ensemble, weights, level, sampling, system=None, **kw):
+        seen[level] = (sampling, kw.get("logits_space"))
+        return lambda prompts, seed=0: []
+
+    monkeypatch.setattr(pipeline, "ensemble_generate_fn", spy)
+    systems = {s.key: s for s in pipeline.emorl_systems(cfg)}
+    for key in ("emorl", "logits", "soup"):
+        systems[key].make({"ensemble": None, "weights": None})
+    assert not seen["states"][0].do_sample  # argmax (EMORL Eq. 2)
+    assert seen["params"][0].do_sample and seen["params"][0].temperature == 1.0
+    assert seen["logits"] == (seen["params"][0], "probs")
+    mcfg = load_study(shipped_config("molma-paper"))
+    assert (mcfg.training.finetune, mcfg.training.lr, mcfg.training.apa_lambda) == \
+        ("full", 1e-6, 0.95)

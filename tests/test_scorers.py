@@ -265,9 +265,18 @@ def write_labelled(path, n_prompts: int = 12) -> None:
 def test_train_scorer_head_roundtrip(tmp_path):
     data = tmp_path / "labels.jsonl"
     write_labelled(data)
+    # every prompt also gets its good response labelled 0: the same (prompt, response) has both
+    # labels, so whatever the head predicts for it, exactly one of those two rows is right, and
+    # the held-out accuracy is 2/3 for ANY held-out prompts as long as "weather" scores as 0
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    rows += [{**r, "label": 0} for r in rows if r["label"] == 1]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = TrainScorerConfig(data=str(data), out=str(tmp_path / "head"), epochs=100, seed=0)
     res = train_scorer(cfg)
-    assert res["n_val"] > 0 and 0.0 <= res["val_accuracy"] <= 1.0
+    weather = S.build_scorer(str(tmp_path / "head")).score(
+        [r["prompt"] for r in rows], ["The weather is nice today."] * len(rows))
+    assert (weather < 0.5).all()  # the premise: the head calls the off-topic reply a 0
+    assert res["n_val"] > 0 and res["n_val"] % 3 == 0 and res["val_accuracy"] == 0.6667
     assert read_meta(tmp_path / "head")["val_accuracy"] == res["val_accuracy"]
     sc = S.build_scorer(str(tmp_path / "head"))
     s = sc.score(["I'm anxious about exams."] * 2,
@@ -320,10 +329,13 @@ def test_cli_train_scorer_and_metrics(tmp_path):
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["diversity2"] == 1.0 and m["edit_rate"] == pytest.approx(1 / 3)
+    # the EMORL authors' definitions: 2 distinct bigrams / 3 words; 1 of 3 tokens differs
+    assert m["diversity2_authors"] == pytest.approx(2 / 3)
+    assert m["edit_rate_authors"] == pytest.approx(1 / 3)
 
 
 # Commands that have nothing to configure, or whose positional argument is the config.
-NO_CONFIG = {"prepare", "report", "run", "ensemble show"}
+NO_CONFIG = {"prepare", "report", "run", "ensemble show", "ensemble export", "ensemble push"}
 
 
 def _leaf_commands(group, prefix=""):
@@ -339,7 +351,7 @@ def test_every_command_takes_options_the_same_way():
     import typer.main
 
     commands = dict(_leaf_commands(typer.main.get_command(app)))
-    assert len(commands) == 19 and set(commands) > NO_CONFIG
+    assert len(commands) == 21 and set(commands) > NO_CONFIG
     for name, cmd in commands.items():
         opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
         variadic = [p for p in cmd.params if getattr(p, "nargs", 1) == -1]

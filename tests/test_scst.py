@@ -211,7 +211,7 @@ def test_expert_validation_reward_rises(models: dict[str, Path], tmp_path: Path)
     # artifacts, log fields, summary
     out = tmp_path / "you"
     for name in ("config.yaml", "summary.json", "metrics.jsonl", "adapter/adapter_config.json",
-                 "checkpoint/state.pt"):
+                 "checkpoint-20/manifest.json", "checkpoint-10/manifest.json"):
         assert (out / name).exists(), name
     assert rows[0]["step"] == 0 and "val/you" in rows[0] and "val/mean" in rows[0]
     step = rows[1]
@@ -381,3 +381,184 @@ def test_cli_errors_print_one_line(argv: list[str], message: str, monkeypatch, c
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and len(err.splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------- wiring
+
+
+TABLE = {"a": (0.9, 0.1), "b": (0.2, 0.6), "c": (0.5, 0.99999), "d": (0.7, 0.3),
+         "e": (0.00001, 0.8), "f": (0.3, 0.4)}  # response -> (first, second) raw score
+
+
+def table_first(prompts: list[str], responses: list[str]) -> list[float]:
+    return [TABLE[r][0] for r in responses]
+
+
+def table_second(prompts: list[str], responses: list[str]) -> list[float]:
+    return [TABLE[r][1] for r in responses]
+
+
+TABLE_OBJECTIVES = [{"kind": "python", "function": f"test_scst:{f}", "name": f}
+                    for f in ("table_first", "table_second")]
+
+
+def stub_rollout(policy: Any, eos_rows: tuple[int, ...]) -> Any:
+    """2 prompts x 3 samples: fixed query / response ids, right-padded response lengths
+    4, 2, 3, 1, 4, 3; the rows in `eos_rows` end with the EOS token."""
+    from moalign.rollout import Rollout, eos_token_ids
+
+    g = torch.Generator().manual_seed(0)
+    vocab = policy.model.get_input_embeddings().weight.shape[0]
+    query = torch.randint(10, vocab - 10, (6, 5), generator=g)
+    resp = torch.randint(10, vocab - 10, (6, 4), generator=g)
+    lengths = [4, 2, 3, 1, 4, 3]
+    mask = torch.tensor([[int(t < n) for t in range(4)] for n in lengths])
+    for row in eos_rows:
+        resp[row, lengths[row] - 1] = eos_token_ids(policy)[0]
+    return Rollout(["p0"] * 3 + ["p1"] * 3, list("abcdef"), query, torch.ones_like(query),
+                   resp, mask)
+
+
+def hand_gradient(policy: Any, r: Any, mask: torch.Tensor, weights: list[float],
+                  temperature: float, kl_coef: float, n: int) -> list[torch.Tensor]:
+    """REINFORCE with the per-prompt mean baseline and the per-sample KL surrogate, by hand:
+    ∇ mean_b[(−A_b + c·KL_b)·Σ_t log π(y_bt)], A = Σ_k w_k·log clip(R_k) − its prompt mean."""
+    R = torch.tensor([TABLE[x] for x in r.responses], dtype=torch.float64)  # (N, 2)
+    rewards = torch.log(R.clamp(1e-4, 0.9999)) @ torch.tensor(weights, dtype=torch.float64)
+    adv = rewards - rewards.view(-1, n).mean(1).repeat_interleave(n)  # (N,)
+    model = policy.model
+    ids = torch.cat([r.query_ids, r.response_ids], dim=1)
+    attn = torch.cat([r.query_mask, r.response_mask], dim=1)
+    Tq, Tr = r.query_ids.shape[1], r.response_ids.shape[1]
+
+    def logp_of(logits: torch.Tensor) -> torch.Tensor:  # (N, Tr)
+        pred = torch.log_softmax(logits[:, Tq - 1:Tq + Tr - 1].double() / temperature, -1)
+        return pred.gather(-1, r.response_ids.unsqueeze(-1)).squeeze(-1) * mask
+
+    logp = logp_of(model(input_ids=ids, attention_mask=attn).logits)
+    with torch.no_grad(), model.disable_adapter():
+        ref = logp_of(model(input_ids=ids, attention_mask=attn).logits)
+    kl = (logp - ref).sum(1).detach()  # (N,)
+    loss = ((-adv + kl_coef * kl) * logp.sum(1)).mean()
+    params = [p for p in model.parameters() if p.requires_grad]
+    return list(torch.autograd.grad(loss, params))
+
+
+@pytest.mark.parametrize(("micro_batch", "count_eos"), [(0, True), (4, False)])
+def test_one_scst_step_is_reinforce_with_baseline_transform_and_kl(
+        models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        micro_batch: int, count_eos: bool) -> None:
+    """scst_step with a stubbed sampler and table scorers: the gradient handed to the optimiser
+    is the hand-computed one (log reward transform, weights (0.3, 0.7), KL 0.5, T = 0.8)."""
+    cfg = tiny_cfg(models, tmp_path, method="uniform", objectives=TABLE_OBJECTIVES,
+                   weights=[0.3, 0.7], reward_transform="log", kl_coef=0.5, temperature=0.8,
+                   lora_dropout=0.0, grad_clip=1e9, micro_batch=micro_batch,
+                   count_eos=count_eos)
+    run = scst.build_run(cfg)
+    with torch.no_grad():  # LoRA B = 0 would make π = π0 and the KL term inert
+        g = torch.Generator().manual_seed(1)
+        for name, p in run.policy.model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    r = stub_rollout(run.policy, eos_rows=(0, 5))
+    calls: list[tuple] = []
+
+    def fake_sample(policy, prompts, sampling, n=1, **kw):
+        calls.append((list(prompts), sampling.do_sample, sampling.temperature, n))
+        return r
+
+    monkeypatch.setattr(scst, "sample", fake_sample)
+    grads: list[torch.Tensor] = []
+    params = [p for p in run.policy.model.parameters() if p.requires_grad]
+    monkeypatch.setattr(run.optimizer, "step",
+                        lambda *a, **k: grads.extend(p.grad.clone() for p in params))
+    scst.scst_step(run, ["p0", "p1"])
+    assert calls == [(["p0", "p1"], True, 0.8, 3)]
+    mask = r.response_mask.clone()
+    if not count_eos:  # the final EOS of rows 0 and 5 leaves the loss
+        mask[0, 3] = mask[5, 2] = 0
+    want = hand_gradient(run.policy, r, mask, [0.3, 0.7], 0.8, 0.5, 3)
+    assert len(grads) == len(want) > 0
+    for got, exp in zip(grads, want, strict=True):
+        scale = float(exp.abs().max())  # float32 sums over the batch: relative to the largest
+        torch.testing.assert_close(got.double(), exp.double(), atol=1e-5 * scale, rtol=1e-4)
+
+
+def test_dynaopt_weights_in_the_trainer_follow_the_bandit(models: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    """Step t trains with the weights the bandit produced at the last validation before t, and
+    logs reward = Σ_k w_k·r_k (identity transform, mean over the step's samples)."""
+    objs = [objective("length"), objective("vowel")]
+    train_scst(tiny_cfg(models, tmp_path, method="dynaopt", objectives=objs, max_steps=8,
+                        val_every=2, seed=3, max_new_tokens=8))
+    rows = read_jsonl(tmp_path / "metrics.jsonl")
+    names = ("length", "vowel")
+    bandit = {r["step"]: [r[f"bandit/weight/{n}"] for n in names]
+              for r in rows if "bandit/weight/length" in r}
+    assert sorted(bandit) == [0, 2, 4, 6, 8]
+    steps = [r for r in rows if r["step"] >= 1 and "loss" in r]
+    assert [r["step"] for r in steps] == list(range(1, 9))
+    for r in steps:
+        used = [r[f"weight/{n}"] for n in names]
+        previous = max(v for v in bandit if v < r["step"])
+        assert used == pytest.approx(bandit[previous]), r["step"]
+        assert r["reward"] == pytest.approx(sum(w * r[f"reward/{n}"]
+                                                for w, n in zip(used, names, strict=True)))
+    assert len({tuple(w) for w in bandit.values()}) > 1  # the weights really moved
+
+
+VAL_SEEN: list[tuple[str, str]] = []
+
+
+def _length(responses: list[str]) -> list[float]:
+    return [min(len(r), 40) / 40 for r in responses]
+
+
+def recording_length(prompts: list[str], responses: list[str]) -> list[float]:
+    VAL_SEEN.extend(zip(prompts, responses, strict=True))
+    return _length(responses)
+
+
+def test_validation_protocols(models: dict[str, Path], tmp_path: Path) -> None:
+    """greedy_batch: the first `val_batch` prompts, one greedy response each. sampled_split
+    (the EMORL authors'): every validation prompt, `val_samples` responses sampled at the
+    training temperature, `val_batch` prompts per decode; seeded by (seed, step) only."""
+    from helpers_objectives import write_prompts
+
+    val = write_prompts(tmp_path / "val.jsonl", [f"I feel worried about thing {i}." for i in
+                                                 range(5)])
+    rec = {"kind": "python", "function": "test_scst:recording_length", "name": "len"}
+    greedy = scst.build_run(tiny_cfg(models, tmp_path / "g", val_data=str(val), val_batch=2,
+                                     objectives=[rec]))
+    VAL_SEEN.clear()
+    out = scst.validate(greedy)
+    assert [p for p, _ in VAL_SEEN] == [f"I feel worried about thing {i}." for i in range(2)]
+    assert out["len"] == pytest.approx(sum(_length([r for _, r in VAL_SEEN])) / 2)
+    run = scst.build_run(tiny_cfg(models, tmp_path / "s", val_data=str(val), val_batch=2,
+                                  val_protocol="sampled_split", val_samples=3,
+                                  objectives=[rec], max_new_tokens=8))
+    calls: list[tuple] = []
+    real = scst.sample
+
+    def spy(policy, prompts, sampling, n=1, **kw):
+        calls.append((len(prompts), n, sampling.do_sample, sampling.temperature))
+        return real(policy, prompts, sampling, n=n, **kw)
+
+    scst.sample = spy
+    try:
+        VAL_SEEN.clear()
+        rng = torch.get_rng_state()
+        first = scst.validate(run)
+        assert torch.equal(torch.get_rng_state(), rng)  # the training RNG is untouched
+        seen = list(VAL_SEEN)
+        again = scst.validate(run)
+    finally:
+        scst.sample = real
+    assert calls[:3] == [(2, 3, True, 1.0), (2, 3, True, 1.0), (1, 3, True, 1.0)]
+    prompts = [f"I feel worried about thing {i}." for i in range(5)]
+    assert [p for p, _ in seen] == [p for p in prompts for _ in range(3)]
+    scores = _length([r for _, r in seen])
+    VAL_SEEN.clear()
+    assert first["len"] == pytest.approx(sum(scores) / len(scores))
+    assert again == first  # same step, same seed: the same responses
+    assert len({r for _, r in seen}) > 1  # sampled, not greedy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -209,9 +210,55 @@ def test_simplex_skips_zero_and_dedups_proportional_points():
     assert res.history[0]["n_new"] == 19
     assert (0.0, 0.0, 0.0) not in rec.points
     assert len({point_key(p) for p in rec.points}) == len(rec.points) == res.n_evaluations
-    assert res.n_evaluations == 93  # 19 + 17 + 19·3: iteration 2 re-meets two known ratios
+    ref = reference_search(lambda p: quad(p, target), 3, 5, simplex=True)
+    assert res.n_evaluations == ref["distinct"]  # every distinct ratio paid once, no more
+    assert res.best_grid_point == ref["best_grid_point"]
+    assert res.best_point == pytest.approx(ref["best_point"], abs=1e-12)
+    assert [h["chosen_box"] for h in res.history] == ref["boxes"]
     assert max(abs(a - b) for a, b in zip(res.best_point, target, strict=True)) < 0.01
-    assert res.best_grid_point == (1.0, 0.5, 0.15625)
+
+
+def reference_search(f, k: int, iterations: int, simplex: bool) -> dict:
+    """EMORL Algorithm 1 written plainly, as the authors' loop runs it (no cache): evaluate the
+    3^K linspace grid of the box, move to the 2^K sub-box with the highest sum of corner scores
+    (first on ties, sub-boxes in itertools.product order; the skipped zero point counts as the
+    lowest finite score), keep the best point seen (the first on ties)."""
+    box, best, seen, boxes = [(0.0, 1.0)] * k, (-math.inf, None, None), set(), []
+    for _ in range(iterations):
+        axes = [np.linspace(lo, hi, 3).tolist() for lo, hi in box]
+        grid = list(itertools.product(*axes))
+        scores = []
+        for p in grid:
+            q = tuple(x / sum(p) for x in p) if simplex and sum(p) > 0 else p
+            if simplex and sum(p) == 0:
+                scores.append(-math.inf)
+                continue
+            seen.add(tuple(round(x, 9) for x in q))
+            scores.append(f(q))
+            if scores[-1] > best[0]:
+                best = (scores[-1], q, p)
+        arr = np.array(scores).reshape((3,) * k)
+        arr[~np.isfinite(arr)] = arr[np.isfinite(arr)].min()
+        sums = {bits: sum(arr[tuple(b + c for b, c in zip(bits, corner, strict=True))]
+                          for corner in itertools.product((0, 1), repeat=k))
+                for bits in itertools.product((0, 1), repeat=k)}
+        bits = max(sums, key=lambda b: (sums[b], [-x for x in b]))
+        box = [(axes[j][b], axes[j][b + 1]) for j, b in enumerate(bits)]
+        boxes.append([list(b) for b in box])
+    return {"best_point": best[1], "best_grid_point": best[2], "distinct": len(seen),
+            "boxes": boxes}
+
+
+def test_hierarchical_search_equals_the_plain_algorithm_1():
+    for simplex in (False, True):
+        for target in ((0.71, 0.33, 0.12), (0.2, 0.9, 0.45), (0.05, 0.05, 0.95)):
+            res = hierarchical_grid_search(Recorder(lambda p, t=target: quad(p, t)), k=3,
+                                           iterations=4, simplex=simplex)
+            ref = reference_search(lambda p, t=target: quad(p, t), 3, 4, simplex)
+            assert res.best_grid_point == ref["best_grid_point"], (simplex, target)
+            assert res.best_point == pytest.approx(ref["best_point"], abs=1e-12)
+            assert res.n_evaluations == ref["distinct"]
+            assert [h["chosen_box"] for h in res.history] == ref["boxes"]
 
 
 def test_normalise_point():

@@ -210,9 +210,23 @@ def test_run_search_writes_artifacts_and_resumes(assets, tmp_path, count_generat
     assert EnsembleManifest.load(run).best_weights == best
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best_score"] == pytest.approx(result.best_score)
+    # search cost, both conventions: decoded points x prompts; the paper's 3^K x I x prompts
+    assert summary["n_prompts"] == len(PROMPTS)
+    assert summary["data_moalign"] == len(read_jsonl(out / "results.jsonl")) * len(PROMPTS)
+    assert summary["data_paper"] == 3**3 * 2 * len(PROMPTS)
+    assert set(summary["cost_conventions"]) == {"moalign", "paper"}
     assert len(json.loads((out / "history.json").read_text())["history"]) == 2
     front = json.loads((out / "pareto.json").read_text())["front"]
     assert front and all(set(f["weights"]) == {"x", "y", "z"} for f in front)
+    values = {tuple(r.point): [r.objectives[n] for n in "xyz"] for r in result.evaluated}
+
+    def dominated(v: list[float]) -> bool:  # by brute force over every evaluated point
+        return any(all(a >= b for a, b in zip(w, v, strict=True)) and w != v
+                   for w in values.values())
+
+    want = {p for p, v in values.items() if not dominated(v)}
+    assert {tuple(f["weights"][n] for n in "xyz") for f in front} == want
+    assert len(want) < len(values)  # the front is a real selection here
     count_generate.clear()
     again = run_search(dataclasses.replace(cfg, plots=False))  # resume: all cached
     assert again.n_evaluations == 0 and count_generate == []

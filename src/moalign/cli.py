@@ -15,6 +15,9 @@ from collections.abc import Sequence
 
 import typer
 
+from moalign import __version__
+from moalign.core.errors import USER_ERRORS
+
 app = typer.Typer(
     name="moalign",
     help="Multi-objective RL fine-tuning of language models (EMORL experts + aggregation, MOLMA).",
@@ -22,6 +25,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"moalign {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version,
+                                       is_eager=True, help="Print the version and exit.")
+          ) -> None:
+    """Multi-objective RL fine-tuning of language models (EMORL experts + aggregation, MOLMA)."""
+
 
 COMMAND_MODULES = (
     "moalign.commands.scoring",
@@ -49,8 +65,6 @@ load_commands()
 
 def main() -> None:
     """Entry point: user errors (bad config, missing file) print one clear line, exit code 2."""
-    from moalign.core.errors import USER_ERRORS
-
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("transformers").setLevel(logging.ERROR)
     # PEFT 0.21 still reads `is_gradient_checkpointing`, deprecated by transformers 5: not ours

@@ -2,7 +2,10 @@
 pairs, prompt mixes and the embedded datasets that ship inside the package.
 
 Every loader returns plain Python records (`list[dict]`), so any later stage can use them without
-pandas or `datasets`. Column mapping is always `{our_name: file_column}`; e.g. a CSV whose client
+pandas or `datasets`. Besides files, a source may be a `datasets` hub id or a local dataset
+folder, read with ``datasets.load_dataset`` (``config`` and ``split`` pick the subset).
+
+Column mapping is always `{our_name: file_column}`; e.g. a CSV whose client
 statement column is called `text` is read as prompts with `columns={"prompt": "text"}` (in a YAML
 config: `columns: {prompt: text}`; on the command line: `columns.prompt=text`).
 """
@@ -15,15 +18,41 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import datasets
+import pandas as pd
+import yaml
 
 from moalign.core.config import ConfigError
 from moalign.core.errors import DataError
+from moalign.core.io import read_utf8
 
 Record = dict[str, Any]
+"""One row of a table: column name -> value (JSON / CSV / Parquet values, any type)."""
+T = TypeVar("T")
+
+
+class Prompt(str):
+    """A prompt text that carries the other columns of its dataset row (`columns`), so reward
+    functions get them as TRL passes them (`moalign.rewards.functions`). Everywhere else it is
+    the plain string (equal to it, same hash, JSON/YAML as a string)."""
+
+    columns: dict[str, Any]
+
+    def __new__(cls, text: str, columns: dict[str, Any] | None = None) -> Prompt:
+        obj = super().__new__(cls, text)
+        obj.columns = dict(columns or {})
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickling (Ray workers) keeps the columns
+        return (Prompt, (str(self), self.columns))
+
+
+yaml.SafeDumper.add_representer(Prompt, lambda dumper, p: dumper.represent_str(str(p)))
 
 EMBEDDED_DATA_DIR = Path(__file__).parent / "embedded" / "data"
-FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "hf", "txt")
+FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "hf", "hub", "txt")
 _SUFFIX_FORMATS = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
     ".parquet": "parquet", ".pq": "parquet", ".txt": "txt",
@@ -48,7 +77,7 @@ def detect_format(path: Path) -> str:
 
 
 def _read_json(path: Path) -> list[Record]:
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path)
     try:
         obj = json.loads(text)
     except json.JSONDecodeError:
@@ -68,22 +97,25 @@ def _read_json(path: Path) -> list[Record]:
 
 def _read_jsonl(path: Path) -> list[Record]:
     out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+    for i, line in enumerate(read_utf8(path).splitlines()):
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: line {i + 1} is not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: line {i + 1} holds a JSON {type(row).__name__}; each line "
+                            'must be an object such as {"prompt": "..."}')
+        out.append(row)
     return out
 
 
 def _read_pandas(path: Path, fmt: str, header: bool) -> list[Record]:
-    import pandas as pd
-
     if fmt == "parquet":
         df = pd.read_parquet(path)
     else:
+        read_utf8(path)  # bytes that are not UTF-8: an error naming the line, not pandas'
         df = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", header=0 if header else None,
                          keep_default_na=False, na_values=[""])
         if not header:
@@ -91,30 +123,65 @@ def _read_pandas(path: Path, fmt: str, header: bool) -> list[Record]:
     return df.astype(object).where(pd.notna(df), None).to_dict(orient="records")
 
 
-def _read_hf(path: Path, split: str | None) -> list[Record]:
-    import datasets
-
-    try:
-        ds = datasets.load_from_disk(str(path))
-    except FileNotFoundError as e:
-        raise DataError(f"{path} is not a dataset saved with `save_to_disk`: {e}") from None
+def _pick_split(ds: datasets.Dataset | datasets.DatasetDict, source: str,
+                split: str | None) -> list[Record]:
+    """Rows of one split of a `DatasetDict` (default `train`, else the first)."""
     if isinstance(ds, datasets.DatasetDict):
         names = list(ds.keys())
         split = split or ("train" if "train" in ds else names[0])
         if split not in ds:
-            raise DataError(f"{path} has splits {names}; pick one with split=<name>")
+            raise DataError(f"{source} has splits {names}; pick one with split=<name>")
         ds = ds[split]
-    return ds.to_list()
+    return list(ds.to_list())
+
+
+def is_saved_dataset(path: Path) -> bool:
+    """A folder written by `datasets.save_to_disk` (a Dataset or a DatasetDict)."""
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+def _read_hf(path: Path, split: str | None) -> list[Record]:
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except FileNotFoundError as e:
+        raise DataError(f"{path} is not a dataset saved with `save_to_disk`: {e}") from None
+    return _pick_split(ds, str(path), split)
+
+
+def looks_like_hub_id(spec: str) -> bool:
+    """`owner/name` (a `datasets` hub id), not a relative file path with a suffix."""
+    return (re.fullmatch(r"[\w.-]+/[\w.-]+", spec) is not None
+            and Path(spec).suffix.lower() not in _SUFFIX_FORMATS)
+
+
+def load_hub_dataset(source: str, config: str | None = None,
+                     split: str | None = None) -> list[Record]:
+    """Rows of a `datasets` hub id or a local dataset folder (data files, or a README that
+    declares configs), through ``datasets.load_dataset(source, config, split=split)``."""
+    try:
+        ds = datasets.load_dataset(source, config, split=split)
+    except (OSError, ValueError, ImportError) as e:  # not found, offline, unknown config/split
+        raise DataError(f"cannot load dataset {source!r} (config={config!r}, split={split!r}) "
+                        f"with datasets.load_dataset: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}. Offline? Use a local file "
+                        "or folder") from None
+    return _pick_split(ds, source, split)
 
 
 def read_records(
-    path: str | Path, fmt: str | None = None, split: str | None = None, header: bool = True
+    path: str | Path, fmt: str | None = None, split: str | None = None, header: bool = True,
+    config: str | None = None,
 ) -> list[Record]:
-    """Read every row of a table file as records, without column mapping or checks."""
-    path = Path(path).expanduser()
+    """Read every row of a table file, a `save_to_disk` folder, a local dataset folder or a
+    `datasets` hub id (`config`, `split`) as records, without column mapping or checks."""
+    spec, path = str(path), Path(path).expanduser()
+    if fmt == "hub" or (not path.exists() and fmt is None and looks_like_hub_id(spec)):
+        return load_hub_dataset(spec, config, split)
     if not path.exists():
         raise DataError(f"data file {path} does not exist; check the path (relative paths are "
-                        f"resolved from {Path.cwd()})")
+                        f"resolved from {Path.cwd()}); a datasets hub id looks like owner/name")
+    if path.is_dir() and fmt in (None, "hf") and not is_saved_dataset(path):
+        return load_hub_dataset(str(path), config, split)  # data files (+ README configs)
     fmt = fmt or detect_format(path)
     if fmt == "jsonl":
         return _read_jsonl(path)
@@ -125,7 +192,7 @@ def read_records(
     if fmt == "hf":
         return _read_hf(path, split)
     if fmt == "txt":
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_utf8(path).splitlines()
         return [{"prompt": line.strip()} for line in lines if line.strip()]
     raise DataError(f"unknown data format {fmt!r} for {path}; choose one of {list(FORMATS)}")
 
@@ -160,16 +227,17 @@ def map_columns(
 
 def load_table(
     path: str | Path, columns: dict[str, str] | None = None, fmt: str | None = None,
-    split: str | None = None,
+    split: str | None = None, config: str | None = None,
 ) -> list[Record]:
-    """Load a JSONL/JSON/CSV/TSV/Parquet file or a `save_to_disk` folder as records.
+    """Load a JSONL/JSON/CSV/TSV/Parquet file, a `save_to_disk` folder, a local dataset folder
+    or a `datasets` hub id (with `config`) as records.
 
     `columns` maps our names to the file's columns and requires them: `{"prompt": "text"}` yields
     records with a `prompt` key taken from the file's `text` column. `split` picks a split of a
     saved `DatasetDict` (default `train`). Missing file, unknown format, missing column or empty
     data raise DataError with a message saying how to fix it.
     """
-    records = read_records(path, fmt=fmt, split=split)
+    records = read_records(path, fmt=fmt, split=split, config=config)
     if not records:
         raise DataError(f"{path} holds no rows; point the config at a non-empty data file")
     if not all(isinstance(r, dict) for r in records):
@@ -177,7 +245,7 @@ def load_table(
     return map_columns(records, columns, source=str(path))
 
 
-def column(records: list[Record], name: str, source: str = "data") -> list[Any]:
+def column(records: list[Record], name: str, source: str = "data") -> list[object]:
     """The values of one column; a missing column is a DataError listing the available ones."""
     return [r[name] for r in map_columns(records, {name: name}, source)]
 
@@ -197,8 +265,8 @@ def _split_sizes(n: int, fractions: Sequence[float]) -> list[int]:
 
 
 def deterministic_split(
-    records: Sequence[Any], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
-) -> tuple[list[Any], ...]:
+    records: Sequence[T], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> tuple[list[T], ...]:
     """Shuffle with `seed` and cut into len(fractions) parts (same input + seed -> same parts)."""
     order = list(range(len(records)))
     random.Random(seed).shuffle(order)
@@ -219,7 +287,7 @@ def _largest_remainder(n: int, weights: Sequence[float]) -> list[int]:
     return counts
 
 
-def mix_prompts(sources: Sequence[tuple[Sequence[Any], float]], n: int, seed: int = 0) -> list[Any]:
+def mix_prompts(sources: Sequence[tuple[Sequence[T], float]], n: int, seed: int = 0) -> list[T]:
     """Draw `n` items from several sources in the given proportions, shuffled (MOLMA: 60/40).
 
     Counts use largest-remainder rounding so they sum to `n`; a source is sampled without
@@ -231,11 +299,11 @@ def mix_prompts(sources: Sequence[tuple[Sequence[Any], float]], n: int, seed: in
     if any(w < 0 for w in weights) or sum(weights) <= 0:
         raise ConfigError(f"mix proportions {weights} must be >= 0 with a positive sum")
     rng = random.Random(seed)
-    out: list[Any] = []
+    out: list[T] = []
     for (items, _), count in zip(sources, _largest_remainder(n, weights), strict=True):
         if count and not items:
             raise DataError("a prompt source in the mix is empty; drop it or give it weight 0")
-        pool: list[Any] = []
+        pool: list[T] = []
         while len(pool) < count:
             batch = list(items)
             rng.shuffle(batch)
@@ -407,10 +475,11 @@ def counsel_prompts(split: str = "train") -> list[str]:
 
 
 def resolve_data(spec: str | Path) -> Path:
-    """A data argument that is an embedded dataset name or a file path, as a path."""
+    """A data argument that is an embedded dataset name, a file path or a hub id (`owner/name`,
+    kept as it is), as a path."""
     path = Path(spec).expanduser()
     if path.exists() or path.suffix or "/" in str(spec):
-        return path
+        return path if path.exists() or not looks_like_hub_id(str(spec)) else Path(str(spec))
     return embedded_path(str(spec))
 
 
@@ -425,19 +494,34 @@ def _prompts_from_dict(spec: dict[str, Any]) -> list[Record]:
     if fmt == "psych8k":
         return load_psych8k(source)
     return load_table(resolve_data(source), columns=spec.get("columns"), fmt=fmt,
-                      split=spec.get("split"))
+                      split=spec.get("split"), config=spec.get("config"))
+
+
+def check_prompts(values: Sequence[Any], source: str) -> None:
+    """Every prompt is non-empty text; null, a number, a list or a blank string is a DataError
+    naming the prompt (never trained on as the text "None", "5" or "['a']")."""
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, str) and not v.strip()):
+            raise DataError(f"{source}: prompt {i + 1} is empty; fill it in or drop that row")
+        if not isinstance(v, str):
+            raise DataError(f"{source}: prompt {i + 1} is {v!r}, a {type(v).__name__}, not "
+                            "text; every prompt must be a non-empty string")
 
 
 def load_prompts(spec: str | Path | Sequence[str] | dict[str, Any]) -> list[str]:
     """Prompts from a list of strings, an embedded name, a table path, or a dict source.
 
-    Dict keys: `path` or `name`, optional `format` (any table format, `pair`, `psych8k`),
-    `column` (default `prompt`), `columns` mapping, `split`, `where` ({column: value} filter) and
-    `limit`. Examples: `"counsel_train"`, `"data/clients.csv"`,
-    `{"name": "help_safety_prompts", "where": {"kind": "safety"}}`,
-    `{"path": "pair_data.csv", "format": "pair", "split": "val"}`.
+    Dict keys: `path` or `name`, optional `format` (any table format, `hub`, `pair`,
+    `psych8k`), `column` (default `prompt`), `columns` mapping, `split`, `config` (a dataset's
+    configuration), `where` ({column: value} filter) and `limit`. Examples: `"counsel_train"`,
+    `"data/clients.csv"`, `"owner/dataset"` (hub), `{"name": "help_safety_prompts", "where":
+    {"kind": "safety"}}`, `{"path": "pair_data.csv", "format": "pair", "split": "val"}`,
+    `{"path": "owner/dataset", "config": "main", "split": "test", "column": "question"}`.
+
+    A row's other columns travel with its prompt (`Prompt.columns`) to reward functions.
     """
     if isinstance(spec, list | tuple):
+        check_prompts(spec, "the prompt list")
         return [str(s) for s in spec]
     opts: dict[str, Any] = dict(spec) if isinstance(spec, dict) else {"path": str(spec)}
     col, where = opts.pop("column", "prompt"), opts.pop("where", None)
@@ -445,7 +529,12 @@ def load_prompts(spec: str | Path | Sequence[str] | dict[str, Any]) -> list[str]
     records = _prompts_from_dict(opts)
     for key, value in (where or {}).items():
         records = [r for r in records if r.get(key) == value]
-    prompts = [str(v) for v in column(records, col, str(opts.get("path") or opts.get("name")))]
+    source = str(opts.get("path") or opts.get("name"))
+    texts = column(records, col, source)
+    check_prompts(texts, f"{source} (column {col!r})")
+    prompts: list[str] = [
+        Prompt(str(v), extra) if (extra := {k: x for k, x in r.items() if k != col}) else str(v)
+        for v, r in zip(texts, records, strict=True)]
     prompts = prompts[:limit] if limit is not None else prompts
     if not prompts:
         raise DataError(f"prompt source {spec} yields no prompts (check `where` / `limit`)")

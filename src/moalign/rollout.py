@@ -9,16 +9,26 @@ EOS out).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
+from peft import PeftModel
+from transformers import DynamicCache
+from transformers.modeling_outputs import CausalLMOutputWithPast, Seq2SeqLMOutput
 
-from moalign.models import Policy, format_prompts
+from moalign.fastpath import dropout_active, merged_lora
+from moalign.models import Policy, autocast, decode_text, format_prompts
+from moalign.processors import stop_criteria, stop_steps
 from moalign.sampling import Sampling
+
+if TYPE_CHECKING:
+    from moalign.models import GenerativeModel
+
+LMOutput = CausalLMOutputWithPast | Seq2SeqLMOutput
 
 
 @dataclass
@@ -103,34 +113,88 @@ def decode_responses(policy: Policy, ids: torch.Tensor, mask: torch.Tensor) -> l
     out = []
     for row, m in zip(ids.tolist(), mask.tolist(), strict=True):
         toks = [t for t, keep in zip(row, m, strict=True) if keep and t not in eos]
-        out.append(policy.tokenizer.decode(toks, skip_special_tokens=True).strip())
+        out.append(decode_text(policy.tokenizer, toks).strip())
     return out
+
+
+MERGED_SAMPLING = True
+"""`sample` decodes with the LoRA adapters folded into the base weights (`fastpath.merged_lora`:
+exact in eval mode, one extra copy of the adapted weights while it decodes)."""
+
+
+def prompt_groups(query_ids: torch.Tensor, query_mask: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Runs of identical rows (the n samples of one prompt are contiguous) form groups:
+    (first row of every group (G,), group index of every row (N,))."""
+    same = (query_ids[1:] == query_ids[:-1]).all(1) & (query_mask[1:] == query_mask[:-1]).all(1)
+    starts = torch.cat([same.new_ones(1), ~same])  # (N,) True where a group starts
+    return starts.nonzero().squeeze(1), starts.long().cumsum(0) - 1
+
+
+def prefix_cache(model: GenerativeModel | PeftModel, ids: torch.Tensor, mask: torch.Tensor,
+                 rows: torch.Tensor) -> DynamicCache:
+    """The KV cache of G distinct left-padded prompts without their last token, computed once
+    per prompt and then repeated for the N rows that share them (`rows`: (N,) prompt index):
+    (G, Tq) -> a cache of N rows and Tq - 1 positions. Gradients flow through it."""
+    cache = DynamicCache(config=model.config)
+    head = mask[:, :-1]  # (G, Tq-1)
+    model(input_ids=ids[:, :-1], attention_mask=head, position_ids=left_pad_positions(head),
+          cache=cache, use_cache=True, logits_to_keep=1)
+    # (G, ...) -> (N, ...), index_select; transformers annotates int64 index tensors LongTensor
+    cache.reorder_cache(cast(torch.LongTensor, rows.to(ids.device)))
+    return cache
+
+
+def shared_prefill(model: GenerativeModel | PeftModel, unique: Mapping[str, torch.Tensor],
+                   rows: torch.Tensor) -> dict[str, DynamicCache]:
+    """`generate` keywords that start N samples from one prefill of each of the B distinct
+    prompts (`unique`: (B, Tq) input_ids / attention_mask; `rows`: (N,) prompt of each sample);
+    ``generate`` then feeds only the last prompt token. Empty when there is nothing to share."""
+    if unique["input_ids"].shape[1] < 2 or len(rows) == unique["input_ids"].shape[0]:
+        return {}
+    device = next(model.parameters()).device
+    return {"cache": prefix_cache(model, unique["input_ids"].to(device),
+                                  unique["attention_mask"].to(device), rows)}
 
 
 @torch.no_grad()
 def sample(policy: Policy, prompts: list[str], sampling: Sampling, n: int = 1,
            system: str | None = None, max_prompt_tokens: int = 256) -> Rollout:
     """Generate `n` responses per prompt in eval mode (EMORL §5.1 sampling); a
-    ``sampling.seed`` seeds a forked torch RNG (None: the global RNG advances)."""
+    ``sampling.seed`` seeds a forked torch RNG (None: the global RNG advances).
+
+    ``sampling.num_return_sequences`` m multiplies `n` (n·m responses per prompt, contiguous).
+    With stop strings, `response_mask` also ends at the token that completed one, and the
+    response text ends before it."""
+    n, sampling = n * sampling.num_return_sequences, replace(sampling, num_return_sequences=1)
     repeated = [p for p in prompts for _ in range(n)]
     tok = policy.tokenizer
-    enc = tok(format_prompts(policy, repeated, system), return_tensors="pt", padding=True,
-              truncation=True, max_length=max_prompt_tokens, add_special_tokens=True)
-    enc = {k: v.to(policy.device) for k, v in enc.items()}
+    unique = tok(format_prompts(policy, list(prompts), system), return_tensors="pt",
+                 padding=True, truncation=True, max_length=max_prompt_tokens,
+                 add_special_tokens=True)  # (B, Tq): the n copies of a row pad alike
+    rows = torch.arange(len(prompts)).repeat_interleave(n)  # (N,) prompt of each sample
+    enc = {k: v[rows].to(policy.device) for k, v in unique.items()}
     rng = torch.random.fork_rng(devices=[]) if sampling.seed is not None else nullcontext()
-    with eval_mode(policy.model), rng:
+    with eval_mode(policy.model), rng, autocast(policy), merged_lora(policy.model) \
+            if MERGED_SAMPLING else nullcontext():
         if sampling.seed is not None:
             torch.manual_seed(int(sampling.seed))
-        out = policy.model.generate(**enc, **sampling.hf_kwargs(), pad_token_id=tok.pad_token_id)
-    resp = out if policy.is_encoder_decoder else out[:, enc["input_ids"].shape[1]:]
-    if policy.is_encoder_decoder:
-        resp = resp[:, 1:]  # drop the decoder start token
+        kw = {} if policy.is_encoder_decoder else shared_prefill(policy.model, unique, rows)
+        out = policy.model.generate(**enc, **sampling.hf_kwargs(), pad_token_id=tok.pad_token_id,
+                                    tokenizer=tok, **kw)
+    prefix = out[:, :1] if policy.is_encoder_decoder else enc["input_ids"]  # ids before resp
+    resp = out[:, prefix.shape[1]:]  # T5: the decoder start token dropped
     mask = eos_mask(resp, set(eos_token_ids(policy)))
-    return Rollout(repeated, decode_responses(policy, resp, mask), enc["input_ids"],
-                   enc["attention_mask"], resp, mask)
+    criteria = stop_criteria(sampling, tok)
+    if criteria is not None:
+        steps = stop_steps(prefix, resp, criteria)  # (N,)
+        mask = mask * (torch.arange(resp.shape[1], device=resp.device) <= steps[:, None]).long()
+    texts = [sampling.truncate(t).strip() for t in decode_responses(policy, resp, mask)]
+    return Rollout(repeated, texts, enc["input_ids"], enc["attention_mask"], resp, mask)
 
 
-def _forward_logits(model: torch.nn.Module, r: Rollout, is_ed: bool, **kw: Any) -> Any:
+def _forward_logits(model: GenerativeModel | PeftModel, r: Rollout, is_ed: bool,
+                    **kw: object) -> LMOutput:
     """Run the model over query+response; return the output whose logits predict the response."""
     if is_ed:
         start = model.config.decoder_start_token_id if hasattr(model, "config") else 0
@@ -143,24 +207,61 @@ def _forward_logits(model: torch.nn.Module, r: Rollout, is_ed: bool, **kw: Any) 
     return model(input_ids=ids, attention_mask=attn, position_ids=left_pad_positions(attn), **kw)
 
 
-def response_logits(model: torch.nn.Module, r: Rollout, is_ed: bool, **kw: Any) -> Any:
-    """(logits over the response positions (N, Tr, V), full model output)."""
+def response_logits(model: GenerativeModel | PeftModel, r: Rollout, is_ed: bool,
+                    **kw: object) -> tuple[torch.Tensor, LMOutput]:
+    """(logits over the response positions (N, Tr, V), full model output). Causal LMs run the
+    LM head only on the Tr positions that predict the response (``logits_to_keep`` as an index
+    tensor: a contiguous gather, so the head is one matrix product instead of a broadcast
+    batched one)."""
+    if not is_ed:
+        tq, tr = r.query_ids.shape[1], r.response_ids.shape[1]
+        positions = torch.arange(tq - 1, tq + tr - 1, device=r.query_ids.device)  # (Tr,)
+        kw = {**kw, "logits_to_keep": positions}
     out = _forward_logits(model, r, is_ed, **kw)
-    tr = r.response_ids.shape[1]
-    logits = out.logits if is_ed else out.logits[:, -tr - 1:-1]
-    return logits, out
+    if out.logits is None:
+        raise ValueError(f"{type(model).__name__} returned no logits; use a language model")
+    return out.logits, out
+
+
+def shared_prefix_logits(model: GenerativeModel | PeftModel, r: Rollout) -> torch.Tensor | None:
+    """Causal logits (N, Tr, V) predicting the response tokens, each distinct prompt run once:
+    its KV cache (all but its last token) is computed for one row and repeated for the samples
+    that share it (`prefix_cache`), then only [last prompt token, response[:-1]] runs per row.
+    The same maths as `response_logits`; None when nothing is shared, or when the forward draws
+    dropout masks (the n samples would then share one mask on the prompt)."""
+    first, rows = prompt_groups(r.query_ids, r.query_mask)
+    if len(first) == len(rows) or r.query_ids.shape[1] < 2 or dropout_active(model):
+        return None
+    cache = prefix_cache(model, r.query_ids[first], r.query_mask[first], rows)
+    attn = torch.cat([r.query_mask, r.response_mask[:, :-1]], dim=1)  # (N, Tq+Tr-1)
+    ids = torch.cat([r.query_ids[:, -1:], r.response_ids[:, :-1]], dim=1)  # (N, Tr)
+    out = model(input_ids=ids, attention_mask=attn, cache=cache, use_cache=True,
+                position_ids=left_pad_positions(attn)[:, -ids.shape[1]:])
+    return out.logits
+
+
+def logits_for_response(policy: Policy, r: Rollout) -> torch.Tensor:
+    """Logits (N, Tr, V) predicting the response tokens by the cheapest exact path."""
+    if not policy.is_encoder_decoder:
+        shared = shared_prefix_logits(policy.model, r)
+        if shared is not None:
+            return shared
+    return response_logits(policy.model, r, policy.is_encoder_decoder)[0]
 
 
 def token_logprobs(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
                    temperature: float = 1.0) -> torch.Tensor:
     """log π(y_t | y_<t) of the chosen tokens, 0 on masked positions."""  # (N, T)
-    logp = F.log_softmax(logits.float() / temperature, dim=-1)
+    z = logits.float()
+    logp = F.log_softmax(z if temperature == 1.0 else z / temperature, dim=-1)
     return logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1) * mask
 
 
 def policy_logprobs(policy: Policy, r: Rollout, temperature: float = 1.0) -> torch.Tensor:
-    """Token log-probs under the current (trainable) policy, with gradients."""  # (N, Tr)
-    logits, _ = response_logits(policy.model, r, policy.is_encoder_decoder)
+    """Token log-probs under the current (trainable) policy, with gradients (autocast at the
+    policy's precision for a gradient pass)."""  # (N, Tr)
+    with autocast(policy, training=True):
+        logits = logits_for_response(policy, r)
     return token_logprobs(logits, r.response_ids, r.response_mask, temperature)
 
 
@@ -168,6 +269,6 @@ def policy_logprobs(policy: Policy, r: Rollout, temperature: float = 1.0) -> tor
 def reference_logprobs(policy: Policy, r: Rollout, temperature: float = 1.0) -> torch.Tensor:
     """Token log-probs under the frozen base model (LoRA adapters disabled)."""  # (N, Tr)
     disable = getattr(policy.model, "disable_adapter", None)
-    with disable() if callable(disable) else nullcontext():
-        logits, _ = response_logits(policy.model, r, policy.is_encoder_decoder)
+    with disable() if callable(disable) else nullcontext(), autocast(policy, training=True):
+        logits = logits_for_response(policy, r)  # the policy's precision: a fair KL
     return token_logprobs(logits, r.response_ids, r.response_mask, temperature)

@@ -9,11 +9,37 @@ logging (floats, plus a few tensors named in each docstring).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TypedDict
 
 import torch
 
 METHODS = ("aligned_mtl", "pcgrad", "weighted_sum")
+
+
+class ConflictStats(TypedDict):
+    """`gradient_conflict_stats`: how much the objectives' gradients conflict."""
+
+    cosine: torch.Tensor  # (K, K) float64 pairwise cosine similarities
+    min_cosine: float  # smallest off-diagonal cosine (1.0 for K = 1)
+    condition_number: float  # σ_max / σ_min of G (NaN if G = 0)
+    norms: list[float]  # ‖g_k‖
+
+
+class CombineInfo(TypedDict, total=False):
+    """The statistics a combiner returns with its update (each docstring names its keys)."""
+
+    cosine: torch.Tensor
+    min_cosine: float
+    condition_number: float
+    norms: list[float]
+    aligned: torch.Tensor  # aligned_mtl: Ĝ (P, K)
+    B: torch.Tensor  # aligned_mtl: (K, K) float64
+    rank: int  # aligned_mtl: eigenpairs kept
+    eigenvalues: list[float]  # aligned_mtl: of M = GᵀG
+    cond_before: float  # aligned_mtl: cond(G)
+    cond_after: float  # aligned_mtl: cond(Ĝ)
+    projected: torch.Tensor  # pcgrad: (P, K)
+    n_conflicts: int  # pcgrad: projections made
 
 
 def _weights(
@@ -33,9 +59,16 @@ def _check_matrix(G: torch.Tensor) -> None:
         raise ValueError(f"G must be (P, K) with one column per objective, got {tuple(G.shape)}")
 
 
+EIG_EPS = torch.finfo(torch.float32).eps
+"""Machine epsilon of the rank rule: float32's (1.19e-7), as in the Aligned-MTL reference code
+(SamsungLabs/MTL, LibMTL: ``max(λ)·K·torch.finfo().eps`` with the default float32 dtype). The
+gradients are float32, so eigenvalues below this relative level are rounding noise: keeping them
+(float64's eps would) shrinks the whole update to σ_min ≈ 0 when two objectives agree."""
+
+
 def _eig_tolerance(eigvals: torch.Tensor, K: int) -> float:
-    """Eigenvalues ≤ max(λ)·K·eps(float64) count as zero (numerical rank rule, Algorithm 1)."""
-    return float(eigvals.max().clamp_min(0.0)) * K * torch.finfo(torch.float64).eps
+    """Eigenvalues ≤ max(λ)·K·eps(float32) count as zero (numerical rank rule, Algorithm 1)."""
+    return float(eigvals.max().clamp_min(0.0)) * K * EIG_EPS
 
 
 def _condition_number(M: torch.Tensor) -> float:
@@ -53,7 +86,7 @@ def _gram(G: torch.Tensor) -> torch.Tensor:
     return Gd.T @ Gd
 
 
-def _stats_from_gram(M: torch.Tensor) -> dict[str, Any]:
+def _stats_from_gram(M: torch.Tensor) -> ConflictStats:
     """Cosines, min cosine, condition number and norms from M = GᵀG (K, K)."""
     norms = M.diagonal().clamp_min(0.0).sqrt()  # (K,)
     denom = torch.outer(norms, norms)  # (K, K)
@@ -68,7 +101,7 @@ def _stats_from_gram(M: torch.Tensor) -> dict[str, Any]:
     }
 
 
-def gradient_conflict_stats(G: torch.Tensor) -> dict[str, Any]:
+def gradient_conflict_stats(G: torch.Tensor) -> ConflictStats:
     """Conflict/dominance statistics of the task gradients (MOLMA §3.3.5, Aligned-MTL).
 
     Returns {"cosine": (K, K) float64 tensor of pairwise cosine similarities (0 where a gradient
@@ -82,11 +115,12 @@ def gradient_conflict_stats(G: torch.Tensor) -> dict[str, Any]:
 
 def aligned_mtl(
     G: torch.Tensor, weights: torch.Tensor | Sequence[float] | None = None
-) -> tuple[torch.Tensor, dict[str, Any]]:
+) -> tuple[torch.Tensor, CombineInfo]:
     """Aligned-MTL gradient alignment (MOLMA Algorithm 1, lines 7-13; Senushkin et al. 2023).
 
-    M = GᵀG (float64); (λ, V) = eigh(M); eigenpairs with λ ≤ max(λ)·K·eps(float64) are dropped,
-    so a rank-deficient G (e.g. two identical gradients) keeps only its r retained pairs;
+    M = GᵀG (float64); (λ, V) = eigh(M); eigenpairs with λ ≤ max(λ)·K·eps(float32) are dropped
+    (`EIG_EPS`, the reference code's rule), so a rank-deficient G (two identical or nearly
+    parallel gradients, a column that is a combination of others) keeps only its r retained pairs;
     Σ⁻¹ = diag(λ^{-1/2}); B = sqrt(λ_min)·V·Σ⁻¹·Vᵀ with λ_min the smallest *retained* eigenvalue;
     Ĝ = G·B; update = Ĝ·ω. Writing G = UΣVᵀ, Ĝ = σ_min·U_r·V_rᵀ: every nonzero singular value of
     Ĝ equals σ_min, the condition number becomes 1. If G = 0 the update is 0.
@@ -110,7 +144,7 @@ def aligned_mtl(
         B = lam.min().sqrt() * (Vr @ sigma_inv @ Vr.T)  # (K, K)
     aligned = G.detach() @ B.to(G.dtype)  # (P, K)
     update = aligned @ w  # (P,)
-    info = {
+    info: CombineInfo = {
         "aligned": aligned,
         "B": B,
         "rank": int(keep.sum()),
@@ -127,7 +161,7 @@ def pcgrad(
     G: torch.Tensor,
     weights: torch.Tensor | Sequence[float] | None = None,
     generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, dict[str, Any]]:
+) -> tuple[torch.Tensor, CombineInfo]:
     """PCGrad, "gradient surgery" (Yu et al. 2020, Algorithm 1).
 
     For each task i, start from g_i and visit the other tasks j in a random order (torch.randperm
@@ -157,20 +191,20 @@ def pcgrad(
                 n_conflicts += 1
         projected[:, i] = g_i
     stats = gradient_conflict_stats(G)
-    info = {"projected": projected, "n_conflicts": n_conflicts, **stats}
+    info = CombineInfo(projected=projected, n_conflicts=n_conflicts, **stats)
     return projected @ w, info
 
 
 def weighted_sum(
     G: torch.Tensor, weights: torch.Tensor | Sequence[float] | None = None
-) -> tuple[torch.Tensor, dict[str, Any]]:
+) -> tuple[torch.Tensor, CombineInfo]:
     """Plain linear scalarisation: update = Σ_k ω_k·g_k = G·ω (the MOLMA comparison baseline).
 
     G: (P, K); weights: (K,) or None (ones). Returns (update (P,), conflict stats).
     """
     _check_matrix(G)
     w = _weights(weights, G.shape[1], G)
-    return G.detach() @ w, gradient_conflict_stats(G)
+    return G.detach() @ w, CombineInfo(**gradient_conflict_stats(G))
 
 
 def combine_gradients(
@@ -178,7 +212,7 @@ def combine_gradients(
     G: torch.Tensor,
     weights: torch.Tensor | Sequence[float] | None = None,
     generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, dict[str, Any]]:
+) -> tuple[torch.Tensor, CombineInfo]:
     """Dispatch to one of the combiners in ``METHODS`` (MOLMA Algorithm 1, PCGrad, sum).
 
     G: (P, K); weights: (K,) or None. `generator` is used by PCGrad only.

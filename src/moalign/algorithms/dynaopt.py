@@ -33,10 +33,52 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 _RESCALE_HI = 1e100
 _RESCALE_LO = 1e-100
+
+
+class Exp3State(TypedDict):
+    """`Exp3.state_dict()` (JSON-serialisable)."""
+
+    n_arms: int
+    gamma: float
+    reward_min: float
+    reward_max: float
+    weights: list[float]
+
+
+class DynaOptState(TypedDict):
+    """`DynaOpt.state_dict()` (JSON-serialisable)."""
+
+    n_objectives: int
+    gamma: float
+    window: int
+    inner: Exp3State
+    outer: Exp3State
+    history: list[list[float]]
+    last_arm: int | None
+    n_validations: int
+
+
+class DrawInfo(TypedDict):
+    """`DynaOpt.start()`: the outer arm drawn, the inner arm it rewarded, the reward weights."""
+
+    outer_arm: int
+    inner_rewarded: int | None
+    weights: list[float]
+
+
+class ValidationInfo(DrawInfo):
+    """`DynaOpt.after_validation()`, for logging."""
+
+    outer_reward: float
+    outer_reward_applied: float
+    previous_arm: int
+    outer_probs: list[float]
+    inner_weights: list[float]
+    outer_weights: list[float]
 
 
 @dataclass
@@ -107,7 +149,7 @@ class Exp3:
         if top > _RESCALE_HI or top < _RESCALE_LO:
             self.weights = [w / top for w in self.weights]
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> Exp3State:
         """JSON-serialisable state."""
         return {
             "n_arms": self.n_arms,
@@ -117,7 +159,7 @@ class Exp3:
             "weights": list(self.weights),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: Exp3State) -> None:
         """Restore :meth:`state_dict` output (the arm count must match)."""
         if int(state["n_arms"]) != self.n_arms:
             raise ValueError(f"state has {state['n_arms']} arms, this bandit {self.n_arms}")
@@ -168,7 +210,7 @@ class DynaOpt:
             return arm
         return None
 
-    def start(self, rng: random.Random) -> dict[str, Any]:
+    def start(self, rng: random.Random) -> DrawInfo:
         """Draw and apply the first outer arm (before any validation)."""
         arm = self.outer.draw(rng)
         rewarded = self._apply(arm)
@@ -182,7 +224,7 @@ class DynaOpt:
             diffs.append(float(current) - sum(past) / len(past) if past else 0.0)
         return sum(diffs) / len(diffs)
 
-    def after_validation(self, val_means: list[float], rng: random.Random) -> dict[str, Any]:
+    def after_validation(self, val_means: list[float], rng: random.Random) -> ValidationInfo:
         """Update both bandits from a validation result and draw the next outer arm.
 
         val_means: one validation mean reward per objective. Returns a dict for logging.
@@ -193,9 +235,7 @@ class DynaOpt:
             )
         if any(not math.isfinite(float(v)) for v in val_means):
             raise ValueError(f"validation means must be finite, got {val_means}")
-        if self.last_arm is None:
-            self.start(rng)
-        prev_arm = self.last_arm
+        prev_arm = self.last_arm if self.last_arm is not None else self.start(rng)["outer_arm"]
         reward = self.outer_reward(val_means)
         applied = self.outer.update(prev_arm, reward)
         for k, v in enumerate(val_means):
@@ -215,7 +255,7 @@ class DynaOpt:
             "outer_weights": list(self.outer.weights),
         }
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> DynaOptState:
         """JSON-serialisable state of both bandits, the history and the pending arm."""
         return {
             "n_objectives": self.n_objectives,
@@ -228,7 +268,7 @@ class DynaOpt:
             "n_validations": self.n_validations,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: DynaOptState) -> None:
         """Restore :meth:`state_dict` output (the objective count must match)."""
         if int(state["n_objectives"]) != self.n_objectives:
             raise ValueError(

@@ -38,7 +38,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 
 import numpy as np
 
@@ -61,11 +61,28 @@ class EvalResult:
     point: Point
     score: float
     objectives: dict[str, float] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
 
 EvaluateFn = Callable[[list[Point]], list[EvalResult]]
 """``evaluate(points) -> results``: one result per point, in the same order (batched)."""
+
+
+class IterationRecord(TypedDict):
+    """One search iteration, as kept in `SearchResult.history` (the flat searches have one)."""
+
+    iteration: int  # 1-based
+    bounds: list[list[float]]  # the box searched, one (lo, hi) per axis
+    points: list[list[float]]  # raw grid / sample points, lexicographic order
+    eval_points: list[list[float] | None]  # as evaluated (normalised; None for zero)
+    scores: list[float]  # -inf for the skipped zero point
+    objectives: list[dict[str, float] | None]
+    box_sums: NotRequired[list[float]]  # hierarchical: corner sums of the 2^K sub-boxes
+    chosen_index: NotRequired[list[int]]  # hierarchical: half-index bits of the chosen box
+    chosen_box: list[list[float]] | None  # hierarchical: the next iteration's box
+    best_point: list[float] | None  # best so far
+    best_score: float
+    n_new: int  # points evaluated in this iteration (cache hits excluded)
 
 
 @dataclass
@@ -84,12 +101,12 @@ class SearchResult:
     best_score: float
     best_objectives: dict[str, float]
     best_grid_point: Point
-    history: list[dict[str, Any]]
+    history: list[IterationRecord]
     n_evaluations: int
     n_points_visited: int
     evaluated: list[EvalResult] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -237,7 +254,7 @@ class _EvalCache:
 
 def _record(
     res: EvalResult, raw: Point, iteration: int, method: str, simplex: bool
-) -> dict[str, Any]:
+) -> dict[str, object]:
     return {
         "method": method,
         "iteration": iteration,
@@ -254,11 +271,13 @@ def _scores(results: Sequence[EvalResult | None]) -> list[float]:
     return [-math.inf if r is None else r.score for r in results]
 
 
+Best = tuple[float, EvalResult | None, Point | None]
+"""The running best: (score, its result, the raw point it came from)."""
+
+
 def _update_best(
-    best: tuple[float, EvalResult | None, Point | None],
-    raw_points: Sequence[Point],
-    results: Sequence[EvalResult | None],
-) -> tuple[float, EvalResult | None, Point | None]:
+    best: Best, raw_points: Sequence[Point], results: Sequence[EvalResult | None]
+) -> Best:
     """Algorithm 1 lines 10-14: keep the first point that strictly beats the running best."""
     best_score, best_res, best_raw = best
     for raw, res in zip(raw_points, results, strict=True):
@@ -316,7 +335,7 @@ def hierarchical_grid_search(
     bounds: Sequence[Sequence[float]] | None = None,
     simplex: bool = False,
     results_path: str | Path | None = None,
-    on_iteration: Callable[[dict[str, Any]], None] | None = None,
+    on_iteration: Callable[[IterationRecord], None] | None = None,
     batch_size: int | None = None,
 ) -> SearchResult:
     """Hierarchical grid search over aggregation weights (EMORL §4.2, Algorithm 1).
@@ -333,8 +352,8 @@ def hierarchical_grid_search(
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     box = _check_bounds(k, bounds)
     cache = _EvalCache(evaluate, k, simplex, results_path, batch_size)
-    best: tuple[float, EvalResult | None, Point | None] = (-math.inf, None, None)
-    history: list[dict[str, Any]] = []
+    best: Best = (-math.inf, None, None)
+    history: list[IterationRecord] = []
     for it in range(1, iterations + 1):
         axes = [_axis_grid(lo, hi) for lo, hi in box]
         raw_points = [tuple(p) for p in itertools.product(*axes)]
@@ -344,20 +363,9 @@ def hierarchical_grid_search(
         best = _update_best(best, raw_points, results)
         bits, _, sums = find_best_region(np.asarray(scores, dtype=float).reshape((3,) * k))
         chosen = [(axes[j][b], axes[j][b + 1]) for j, b in enumerate(bits)]
-        entry = {
-            "iteration": it,
-            "bounds": [list(b) for b in box],
-            "points": [list(p) for p in raw_points],
-            "eval_points": [None if r is None else list(r.point) for r in results],
-            "scores": scores,
-            "objectives": [None if r is None else dict(r.objectives) for r in results],
-            "box_sums": sums,
-            "chosen_index": list(bits),
-            "chosen_box": [list(b) for b in chosen],
-            "best_point": list(best[1].point) if best[1] is not None else None,
-            "best_score": best[0],
-            "n_new": cache.n_evaluations - n_before,
-        }
+        entry = _iteration_record(it, box, raw_points, results, best,
+                                  cache.n_evaluations - n_before, [list(b) for b in chosen])
+        entry["box_sums"], entry["chosen_index"] = sums, list(bits)
         history.append(entry)
         if on_iteration is not None:
             on_iteration(entry)
@@ -365,12 +373,27 @@ def hierarchical_grid_search(
     return _finish("hierarchical", best, history, cache, (3**k) * iterations)
 
 
+def _iteration_record(
+    it: int, box: Sequence[tuple[float, float]], raw_points: Sequence[Point],
+    results: Sequence[EvalResult | None], best: Best, n_new: int,
+    chosen_box: list[list[float]] | None,
+) -> IterationRecord:
+    return {
+        "iteration": it,
+        "bounds": [list(b) for b in box],
+        "points": [list(p) for p in raw_points],
+        "eval_points": [None if r is None else list(r.point) for r in results],
+        "scores": _scores(results),
+        "objectives": [None if r is None else dict(r.objectives) for r in results],
+        "chosen_box": chosen_box,
+        "best_point": list(best[1].point) if best[1] is not None else None,
+        "best_score": best[0],
+        "n_new": n_new,
+    }
+
+
 def _finish(
-    method: str,
-    best: tuple[float, EvalResult | None, Point | None],
-    history: list[dict[str, Any]],
-    cache: _EvalCache,
-    n_visited: int,
+    method: str, best: Best, history: list[IterationRecord], cache: _EvalCache, n_visited: int
 ) -> SearchResult:
     score, res, raw = best
     if res is None or raw is None:
@@ -392,29 +415,14 @@ def _flat_search(method: str, raw_points: list[Point], cache: _EvalCache) -> Sea
     """Evaluate a fixed list of points (batched, cached) and return the best one."""
     results = cache.lookup(raw_points, 1, method)
     best = _update_best((-math.inf, None, None), raw_points, results)
-    entry = {
-        "iteration": 1,
-        "bounds": [[0.0, 1.0]] * cache.k,
-        "points": [list(p) for p in raw_points],
-        "eval_points": [None if r is None else list(r.point) for r in results],
-        "scores": _scores(results),
-        "objectives": [None if r is None else dict(r.objectives) for r in results],
-        "chosen_box": None,
-        "best_point": list(best[1].point) if best[1] is not None else None,
-        "best_score": best[0],
-        "n_new": cache.n_evaluations,
-    }
+    entry = _iteration_record(1, [(0.0, 1.0)] * cache.k, raw_points, results, best,
+                              cache.n_evaluations, None)
     return _finish(method, best, [entry], cache, len(raw_points))
 
 
-def grid_search(
-    evaluate: EvaluateFn,
-    k: int,
-    step: float,
-    simplex: bool = False,
-    results_path: str | Path | None = None,
-    batch_size: int | None = None,
-) -> SearchResult:
+def grid_search(evaluate: EvaluateFn, k: int, step: float, simplex: bool = False,
+                results_path: str | Path | None = None,
+                batch_size: int | None = None) -> SearchResult:
     """Full grid baseline (EMORL §4.2): every point of ``{0, step, …, 1}^K``.
 
     ``1/step`` must be an integer ``n``; ``n_points_visited = (n + 1)^K`` (33^3 = 35,937 for
@@ -429,15 +437,9 @@ def grid_search(
     return _flat_search("grid", raw_points, cache)
 
 
-def random_search(
-    evaluate: EvaluateFn,
-    k: int,
-    n: int,
-    seed: int,
-    simplex: bool = False,
-    results_path: str | Path | None = None,
-    batch_size: int | None = None,
-) -> SearchResult:
+def random_search(evaluate: EvaluateFn, k: int, n: int, seed: int, simplex: bool = False,
+                  results_path: str | Path | None = None,
+                  batch_size: int | None = None) -> SearchResult:
     """Random-search baseline: ``n`` points from ``numpy.random.default_rng(seed)``.
 
     Uniform on ``[0, 1]^K``; in simplex mode uniform on the simplex (Dirichlet(1, …, 1)), since

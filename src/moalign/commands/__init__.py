@@ -22,9 +22,9 @@ positional arguments are data (`generate` PROMPTS, `human-eval import` SHEETS) r
 ``key=value`` whose key is a field of their config as an override, anything else as data.
 
 Flags that steer the invocation rather than describe the run are not config fields: ``--resume``,
-``--seeds`` (one run per seed), ``--force``. Exceptions, by design: `run CONFIG` takes the study
-config as its positional argument (plus overrides); `report RUN_DIR`, `ensemble show RUN_DIR` and
-`prepare` have nothing to configure.
+``--seeds`` (one run per seed), ``--force``, ``--replace-prepared``. Exceptions, by design:
+`run CONFIG` takes the study config as its positional argument (plus overrides); `report RUN_DIR`,
+`prepare` and `ensemble show|export|push RUN_DIR` take only arguments and flags.
 """
 
 from __future__ import annotations
@@ -32,17 +32,38 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
 
 from moalign.core.config import load_config, parse_overrides
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+D = TypeVar("D", bound="DataclassInstance")
 
 CONFIG_HELP = "YAML file of this command's config (see `Command options` in the README)."
 
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help=CONFIG_HELP)]
+"""The ``--config FILE.yaml`` option of every configurable command (``config: ConfigOption =
+None``)."""
 
-def command_config(cls: type[T], config: Path | str | None, overrides: Iterable[str] | None,
-                   **shortcuts: Any) -> T:
+EnsembleArgument = Annotated[Path, typer.Argument(help="Run directory holding ensemble.json.")]
+"""The ``RUN_DIR`` argument of the commands that use an existing ensemble."""
+EnsembleOption = Annotated[Path | None, typer.Option(
+    "--ensemble", "-e", help="Run directory holding ensemble.json.")]
+"""``--ensemble RUN_DIR`` (``-e``): the ensemble a command decodes with."""
+
+
+def shortcut(*param_decls: str, help: str) -> Any:
+    """A typed flag that is a shortcut for one config field (step 3 above). Its default is None,
+    which leaves the field alone, so a flag not given never overrides the config file."""
+    return typer.Option(None, *param_decls, help=help)
+
+
+def command_config(cls: type[D], config: Path | str | None, overrides: Iterable[str] | None,
+                   **shortcuts: object) -> D:
     """`cls` from the YAML `config`, then the shortcut flags given (not None), then the
     `key=value` overrides; typed and validated by `load_config`."""
     values = {k: v for k, v in shortcuts.items() if v is not None}
@@ -50,7 +71,8 @@ def command_config(cls: type[T], config: Path | str | None, overrides: Iterable[
     return load_config(cls, config, values)
 
 
-def split_overrides(args: Iterable[str] | None, cls: type) -> tuple[list[str], list[str]]:
+def split_overrides(args: Iterable[str] | None,
+                    cls: type[DataclassInstance]) -> tuple[list[str], list[str]]:
     """Positional arguments -> (data, overrides): `KEY=VALUE` with KEY (before any dot) a field
     of `cls` is an override; everything else (a prompt, a file) is data."""
     fields = {f.name for f in dataclasses.fields(cls)}

@@ -16,15 +16,22 @@ Heavy imports (torch, transformers) happen inside the command bodies so `moalign
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
 from moalign.cli import app
-from moalign.commands import CONFIG_HELP, command_config, split_overrides
-from moalign.core.config import parse_pairs, require
+from moalign.commands import (
+    ConfigOption,
+    EnsembleArgument,
+    EnsembleOption,
+    command_config,
+    shortcut,
+    split_overrides,
+)
+from moalign.core.config import ConfigError, parse_pairs, require
 from moalign.sampling import Sampling
 
 ensemble_app = typer.Typer(help="Assemble ensembles of LoRA experts (one per objective).",
@@ -36,9 +43,8 @@ app.add_typer(ensemble_app, name="ensemble")
 
 @app.command("search")
 def search_cmd(
-    ensemble: Path | None = typer.Option(None, "--ensemble", "-e",
-                                         help="Run directory holding ensemble.json."),
-    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    ensemble: EnsembleOption = None,
+    config: ConfigOption = None,
     overrides: list[str] | None = typer.Argument(
         None, help="key=value overrides of SearchConfig, e.g. method=grid grid_step=0.25 "
                    "level=logits iterations=5 n_prompts=16 objectives=[reflection,empathy]"),
@@ -79,20 +85,18 @@ class GenerateConfig:
     ensemble: str | None = None  # run directory holding ensemble.json (required)
     prompts: list[str] = field(default_factory=list)  # more prompt texts (after the positional)
     file: str | None = None  # more prompts: .txt (one per line) or a table with `prompt`
-    weights: Any = None  # "a=0.8,b=0.2", {a: 0.8} or a list in objective order; None: the
-    #                      searched best weights, else uniform
-    level: str = "states"  # states | logits | params
+    # "a=0.8,b=0.2", {a: 0.8} or a list in objective order; None: the searched best weights,
+    # else uniform
+    weights: str | dict[str, float] | list[float] | None = None
+    level: Literal["states", "logits", "params"] = "states"  # the aggregation level
     sampling: Sampling = field(default_factory=Sampling)  # seed null here means seed 0
     system: str | None = None  # system prompt; None: the ensemble's
     as_json: bool = False  # one JSON object per prompt instead of the bare response
     device: str = "auto"
 
     def validate(self) -> None:
-        from moalign.emorl.decoding import LEVELS
-
         require(self.ensemble is not None, "give --ensemble RUN_DIR (a folder with "
                 "ensemble.json)")
-        require(self.level in LEVELS, f"level {self.level!r} is not one of {list(LEVELS)}")
         require(bool(self.prompts) or self.file is not None, 'give prompt texts as arguments '
                 '(moalign generate -e RUN "text") or --file prompts.txt')
 
@@ -102,39 +106,68 @@ def generate_cmd(
     prompts: list[str] | None = typer.Argument(
         None, help="Prompt texts (client statements); an argument FIELD=VALUE naming a "
                    "GenerateConfig field is an override (sampling.top_p=0.9, level=logits)."),
-    ensemble: Path | None = typer.Option(None, "--ensemble", "-e",
-                                         help="Run directory holding ensemble.json."),
-    weights: str | None = typer.Option(
-        None, "--weights", "-w", help="Per-objective weights, e.g. reflection=0.8,empathy=0.5,"
-                                      "fluency=0.1 (omitted names get 0). Default: the "
-                                      "searched best weights, else uniform."),
-    level: str | None = typer.Option(None, "--level", help="Aggregation: states (default), "
-                                     "logits, params."),
-    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="(64)"),
-    sample: bool | None = typer.Option(None, "--sample/--greedy", help="Sample or decode "
-                                       "greedily (default)."),
-    temperature: float | None = typer.Option(None, "--temperature", help="(1.0)"),
-    top_p: float | None = typer.Option(None, "--top-p", help="(1.0)"),
-    seed: int | None = typer.Option(None, "--seed", help="Sampling seed (0)."),
-    system: str | None = typer.Option(None, "--system", help="System prompt (default: the "
-                                                             "ensemble's)."),
-    file: Path | None = typer.Option(None, "--file", "-f", help="More prompts: .txt (one per "
-                                                                "line) or a table."),
-    as_json: bool | None = typer.Option(None, "--json", help="Print one JSON object per prompt."),
-    device: str | None = typer.Option(None, "--device", help="auto (default), cpu, cuda."),
-    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    ensemble: EnsembleOption = None,
+    weights: str | None = shortcut("--weights", "-w", help="Per-objective weights, e.g. "
+                                   "reflection=0.8,empathy=0.5,fluency=0.1 (omitted names get 0). "
+                                   "Default: the searched best weights, else uniform."),
+    level: str | None = shortcut("--level", help="Aggregation: states (default), logits, params."),
+    max_new_tokens: int | None = shortcut("--max-new-tokens", help="(64)"),
+    sample: bool | None = shortcut("--sample/--greedy", help="Sample or decode greedily "
+                                   "(default)."),
+    temperature: float | None = shortcut("--temperature", help="(1.0)"),
+    top_p: float | None = shortcut("--top-p", help="(1.0)"),
+    top_k: int | None = shortcut("--top-k", help="(0: off)"),
+    repetition_penalty: float | None = shortcut("--repetition-penalty", help="(1.0: off)"),
+    stop: list[str] | None = shortcut("--stop", help="Stop string (repeatable); the response ends "
+                                      "before it."),
+    n: int | None = shortcut("--n", "-n", help="Responses per prompt (1; needs --sample)."),
+    generation_config: Path | None = shortcut("--generation-config", help="A transformers "
+                                              "generation_config.json (or a folder holding one) as "
+                                              "the sampling settings; flags and overrides still "
+                                              "win."),
+    seed: int | None = shortcut("--seed", help="Sampling seed (0)."),
+    system: str | None = shortcut("--system", help="System prompt (default: the ensemble's)."),
+    file: Path | None = shortcut("--file", "-f", help="More prompts: .txt (one per line) or a "
+                                 "table."),
+    as_json: bool | None = shortcut("--json", help="Print one JSON object per prompt."),
+    device: str | None = shortcut("--device", help="auto (default), cpu, cuda."),
+    config: ConfigOption = None,
 ) -> None:
-    """Generate with a weighted ensemble: choose the objectives' trade-off without retraining."""
+    """Generate with a weighted ensemble: choose the objectives' trade-off without retraining.
+    Other decoding options (no_repeat_ngram_size, min_new_tokens) as sampling.KEY=VALUE."""
+    texts, overrides = split_overrides(prompts, GenerateConfig)
+    cfg = command_config(GenerateConfig, config, overrides, **{
+        "sampling": _generation_config_sampling(generation_config),
+        "ensemble": ensemble, "prompts": texts or None, "weights": weights, "level": level,
+        "sampling.max_new_tokens": max_new_tokens, "sampling.do_sample": sample,
+        "sampling.temperature": temperature, "sampling.top_p": top_p, "sampling.seed": seed,
+        "sampling.top_k": top_k, "sampling.repetition_penalty": repetition_penalty,
+        "sampling.stop": stop, "sampling.num_return_sequences": n,
+        "system": system, "file": file, "as_json": as_json, "device": device})
+    _generate(cfg)
+
+
+def _generation_config_sampling(path: Path | None) -> dict[str, Any] | None:
+    """`--generation-config`: the Sampling fields read from a transformers GenerationConfig."""
+    if path is None:
+        return None
+    from transformers import GenerationConfig
+
+    folder, name = (path, "generation_config.json") if path.is_dir() else (path.parent,
+                                                                          path.name)
+    try:
+        gc = GenerationConfig.from_pretrained(folder, config_file_name=name)
+    except OSError as e:
+        raise ConfigError(f"--generation-config {path}: cannot read it ({e})") from None
+    return asdict(Sampling.from_generation_config(gc))
+
+
+def _generate(cfg: GenerateConfig) -> None:
+    """Load the ensemble, decode every prompt, print the responses (n per prompt)."""
     from moalign.emorl.ensemble import parse_weights
     from moalign.emorl.manifest import EnsembleManifest, load_ensemble
     from moalign.evaluation.evaluate import ensemble_generate_fn
 
-    texts, overrides = split_overrides(prompts, GenerateConfig)
-    cfg = command_config(GenerateConfig, config, overrides, **{
-        "ensemble": ensemble, "prompts": texts or None, "weights": weights, "level": level,
-        "sampling.max_new_tokens": max_new_tokens, "sampling.do_sample": sample,
-        "sampling.temperature": temperature, "sampling.top_p": top_p, "sampling.seed": seed,
-        "system": system, "file": file, "as_json": as_json, "device": device})
     texts = cfg.prompts + (read_prompt_file(Path(cfg.file)) if cfg.file is not None else [])
     run = Path(str(cfg.ensemble))
     manifest = EnsembleManifest.load(run)  # clear errors before loading any model
@@ -149,9 +182,11 @@ def generate_cmd(
         system=cfg.system if cfg.system is not None else manifest.system)
     responses = generate_fn(texts, cfg.sampling.seed or 0)
     named = {n: round(float(x), 6) for n, x in zip(manifest.objectives, w.tolist(), strict=True)}
-    for prompt, response in zip(texts, responses, strict=True):
+    per_prompt = cfg.sampling.num_return_sequences
+    for i, response in enumerate(responses):
         if cfg.as_json:
-            typer.echo(json.dumps({"prompt": prompt, "response": response, "weights": named,
+            typer.echo(json.dumps({"prompt": texts[i // per_prompt], "response": response,
+                                   "index": i % per_prompt, "weights": named,
                                    "level": cfg.level}, ensure_ascii=False))
         else:
             typer.echo(response)
@@ -192,21 +227,20 @@ def ensemble_create_cmd(
     run_dir: Path = typer.Argument(..., help="Run directory to hold ensemble.json."),
     overrides: list[str] | None = typer.Argument(
         None, help="key=value overrides of EnsembleCreateConfig, e.g. experts.empathy=DIR"),
-    base: str | None = typer.Option(None, "--base", help="Base model: bundled id, folder or HF "
-                                    "id."),
-    expert: list[str] | None = typer.Option(None, "--expert", help="name=ADAPTER_DIR "
-                                            "(repeatable); an SCST out_dir works too."),
-    system: str | None = typer.Option(None, "--system", help="System prompt for generation."),
-    copy: bool | None = typer.Option(None, "--copy/--link", help="Copy adapters into the run "
-                                     "dir (default), or reference them where they are."),
+    base: str | None = shortcut("--base", help="Base model: bundled id, folder or HF id."),
+    expert: list[str] | None = shortcut("--expert", help="name=ADAPTER_DIR (repeatable, or "
+                                        "a=DIR,b=DIR); an SCST out_dir works too."),
+    system: str | None = shortcut("--system", help="System prompt for generation."),
+    copy: bool | None = shortcut("--copy/--link", help="Copy adapters into the run dir (default), "
+                                 "or reference them where they are."),
     force: bool = typer.Option(False, "--force", help="Replace an existing ensemble.json."),
-    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    config: ConfigOption = None,
 ) -> None:
     """Assemble an ensemble from trained experts (e.g. `moalign train-expert` outputs)."""
     from moalign.emorl.manifest import create_ensemble
 
-    experts = (parse_pairs(expert, "name=PATH", "--expert", raw=True, unique=True)
-               if expert else None)
+    experts = (parse_pairs(_comma_pairs(expert), "name=PATH", "--expert", raw=True,
+                           unique=True) if expert else None)
     cfg = command_config(EnsembleCreateConfig, config, overrides, base=base, experts=experts,
                          system=system, copy=copy)
     manifest = create_ensemble(run_dir, str(cfg.base), cfg.experts, cfg.system, cfg.copy, force)
@@ -214,17 +248,29 @@ def ensemble_create_cmd(
                f"`moalign search --ensemble {run_dir}`")
 
 
+def _comma_pairs(items: list[str]) -> list[str]:
+    """`--expert a=X,b=Y` as two pairs (like `--weights`); a comma inside a path is kept (a part
+    without `=` continues the previous path)."""
+    out: list[str] = []
+    for item in items:
+        for part in item.split(","):
+            if "=" in part or not out:
+                out.append(part)
+            else:
+                out[-1] += "," + part
+    return out
+
+
 @ensemble_app.command("add")
 def ensemble_add_cmd(
-    run_dir: Path = typer.Argument(..., help="Run directory holding ensemble.json."),
+    run_dir: EnsembleArgument,
     overrides: list[str] | None = typer.Argument(
         None, help="key=value overrides of EnsembleAddConfig."),
-    objective: str | None = typer.Option(None, "--objective", help="The new objective's name."),
-    adapter: Path | None = typer.Option(None, "--adapter", help="Its LoRA adapter folder (or "
-                                        "SCST out_dir)."),
-    copy: bool | None = typer.Option(None, "--copy/--link", help="Copy the adapter into the run "
-                                     "dir (default)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    objective: str | None = shortcut("--objective", help="The new objective's name."),
+    adapter: Path | None = shortcut("--adapter", help="Its LoRA adapter folder (or SCST out_dir)."),
+    copy: bool | None = shortcut("--copy/--link", help="Copy the adapter into the run dir "
+                                 "(default)."),
+    config: ConfigOption = None,
 ) -> None:
     """Add an objective's expert without retraining (or touching) the others."""
     from moalign.emorl.manifest import add_expert
@@ -241,7 +287,7 @@ def ensemble_add_cmd(
 
 @ensemble_app.command("show")
 def ensemble_show_cmd(
-    run_dir: Path = typer.Argument(..., help="Run directory holding ensemble.json."),
+    run_dir: EnsembleArgument,
 ) -> None:
     """Print the ensemble's base model, experts and best weights."""
     from moalign.emorl.manifest import EnsembleManifest
@@ -253,3 +299,32 @@ def ensemble_show_cmd(
         typer.echo(f"  {name}: {path}" + (f"  (best weight {w:.4g})" if w is not None else ""))
     if manifest.system:
         typer.echo(f"system: {manifest.system}")
+
+
+@ensemble_app.command("export")
+def ensemble_export_cmd(
+    run_dir: EnsembleArgument,
+    out: Path | None = shortcut("--out", help="Output folder (RUN_DIR/export)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+) -> None:
+    """Write a self-describing, Hub-ready copy: experts, weights, system prompt, model card."""
+    from moalign.emorl.export import export_ensemble
+
+    folder = export_ensemble(run_dir, out, force)
+    typer.echo(f"exported to {folder} (README.md model card, ensemble.json, experts/); upload "
+               f"with `moalign ensemble push {run_dir} REPO_ID` or huggingface_hub.upload_folder")
+
+
+@ensemble_app.command("push")
+def ensemble_push_cmd(
+    run_dir: EnsembleArgument,
+    repo_id: str = typer.Argument(..., help="Hub model repo, e.g. you/counsel-ensemble."),
+    out: Path | None = shortcut("--out", help="Export folder (RUN_DIR/export)."),
+    private: bool | None = shortcut("--private/--public", help="Visibility of a new repo (Hub "
+                                    "default: public)."),
+) -> None:
+    """Export the ensemble (see `ensemble export`) and upload it to the Hugging Face Hub."""
+    from moalign.emorl.export import push_ensemble
+
+    url = push_ensemble(run_dir, repo_id, out, private)
+    typer.echo(f"pushed {run_dir} to {repo_id}: {url}")

@@ -6,6 +6,7 @@ Heavy imports (torch, transformers) happen inside the command bodies so `moalign
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ from typing import Any
 import typer
 
 from moalign.cli import app
-from moalign.commands import CONFIG_HELP, command_config
-from moalign.core.config import parse_overrides, parse_pairs, require
+from moalign.commands import ConfigOption, command_config, shortcut
+from moalign.core.config import ConfigError, load_config, parse_pairs, require, save_config
+from moalign.runs.layout import UnitDir
 
 
 @dataclass
@@ -23,8 +25,10 @@ class CompareConfig:
 
     models: dict[str, str] = field(default_factory=dict)  # name -> adapter/run folder or model id
     against: dict[str, str] = field(default_factory=dict)  # baselines; {}: first model vs others
-    objectives: list[Any] = field(default_factory=lambda: ["helpfulness", "safety"])
-    prompts: Any = None  # prompt file or embedded name; None: the first run's held-out prompts
+    objectives: list[str | dict[str, Any]] = field(
+        default_factory=lambda: ["helpfulness", "safety"])
+    # prompt file, embedded name or prompt source; None: the first run's held-out prompts
+    prompts: str | list[str] | dict[str, Any] | None = None
     n_prompts: int = 24
     out: str = "runs/compare"
     max_new_tokens: int = 64
@@ -38,26 +42,26 @@ class CompareConfig:
         require(self.n_prompts >= 1, f"n_prompts must be >= 1, got {self.n_prompts}")
 
 
-def _echo_json(obj: Any) -> None:
-    import json
-
+def _echo_json(obj: object) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
 
 
 @app.command("train-rm")
 def train_rm_cmd(
-    objective: str | None = typer.Option(None, "--objective", help="helpfulness | safety: train "
-                                         "the embedded reward model from the shipped pairs "
-                                         "(saved where the scorers look unless out= is given)."),
-    data: str | None = typer.Option(None, "--data", help="Preference pairs (prompt, chosen, "
-                                    "rejected; HH/PKU/SHP layouts detected)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    objective: str | None = shortcut("--objective", help="helpfulness | safety: train on the "
+                                     "shipped pairs for that objective."),
+    data: str | None = shortcut("--data", help="Preference pairs (prompt, chosen, rejected; "
+                                "HH/PKU/SHP layouts detected)."),
+    replace_prepared: bool = typer.Option(
+        False, "--replace-prepared", help="With --objective helpfulness|safety: save over the "
+        "prepared reward model the embedded objective uses (default: write to out=, "
+        "runs/reward_model, and leave it alone)."),
+    config: ConfigOption = None,
     overrides: list[str] | None = typer.Argument(None, help="key=value overrides of RMConfig, "
                                                  "e.g. backbone=smollm2-135m-instruct "
                                                  "train=lora"),
 ) -> None:
     """Train a Bradley-Terry reward model (MOLMA §3.2) and report its held-out accuracy."""
-    from moalign.core.config import save_config
     from moalign.rewards.reward_models import (
         EMBEDDED_PREFS,
         RMConfig,
@@ -67,31 +71,36 @@ def train_rm_cmd(
 
     cfg = command_config(RMConfig, config, overrides, objective=objective, data=data)
     embedded = cfg.objective in EMBEDDED_PREFS and cfg.data is None
-    if embedded and "out" not in parse_overrides(overrides) and (
-            config is None or cfg.out == RMConfig.out):  # where the scorers look for it
-        cfg.out = str(embedded_reward_model_dir(str(cfg.objective)))
+    if replace_prepared:
+        if not embedded:
+            raise ConfigError("--replace-prepared replaces an embedded objective's reward "
+                              f"model: use it with --objective one of {sorted(EMBEDDED_PREFS)} "
+                              "and no --data")
+        cfg.out = str(embedded_reward_model_dir(str(cfg.objective)))  # where scorers look
     result = train_reward_model(cfg)
     save_config(cfg, cfg.out, name="train_rm.yaml")
     typer.echo(f"held-out pairwise accuracy {result['val_accuracy']:.4f} (n_val="
                f"{result['n_val']}; train accuracy {result['train_accuracy']:.4f}, n_train="
                f"{result['n_train']})")
     typer.echo(f"saved reward model to {cfg.out}; score with --objectives {cfg.out}")
+    if embedded and not replace_prepared:
+        typer.echo(f"the prepared {cfg.objective} reward model is unchanged; pass "
+                   "--replace-prepared to make the embedded objective use this one")
 
 
 @app.command("train-joint")
 def train_joint_cmd(
-    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
-    mode: str | None = typer.Option(None, "--mode", help="molma | so | so_weighted | "
-                                    "so_piecewise"),
-    combiner: str | None = typer.Option(None, "--combiner", help="aligned_mtl | weighted_sum | "
-                                        "pcgrad"),
-    resume: bool = typer.Option(False, "--resume", help="Continue from out_dir/checkpoint."),
+    config: ConfigOption = None,
+    mode: str | None = shortcut("--mode", help="molma | so | so_weighted | so_piecewise"),
+    combiner: str | None = shortcut("--combiner", help="aligned_mtl | weighted_sum | pcgrad"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint."),
     overrides: list[str] | None = typer.Argument(None, help="key=value overrides of "
                                                  "MolmaConfig, e.g. iterations=5 memory=16 "
                                                  "max_new_tokens=32"),
 ) -> None:
     """MOLMA joint training (APA, per-objective critics, Aligned-MTL) or an SO baseline."""
-    from moalign.molma.trainer import MolmaConfig, train_molma
+    from moalign.molma.config import MolmaConfig
+    from moalign.molma.trainer import train_molma
 
     cfg = command_config(MolmaConfig, config, overrides, mode=mode, combiner=combiner)
     summary = train_molma(cfg, resume=resume)
@@ -108,9 +117,7 @@ def _named(specs: list[str] | None, flag: str) -> dict[str, str] | None:
 
 def _default_prompts(models: dict[str, str], n: int) -> list[str]:
     """Held-out prompts of the first run folder's config (else the MolmaConfig defaults)."""
-    from moalign.core.config import load_config
-    from moalign.molma.trainer import MolmaConfig, held_out_prompts
-    from moalign.runs.layout import UnitDir
+    from moalign.molma.config import MolmaConfig, held_out_prompts
 
     for path in models.values():
         cfg_file = UnitDir(Path(path)).config
@@ -121,23 +128,21 @@ def _default_prompts(models: dict[str, str], n: int) -> list[str]:
 
 @app.command("compare")
 def compare_cmd(
-    model: list[str] | None = typer.Option(None, "--model", "-m", help="NAME=DIR (adapter "
-                                           "folder or run folder) or NAME=MODEL_ID; "
-                                           "repeatable."),
-    against: list[str] | None = typer.Option(None, "--against", "-a", help="NAME=DIR baselines "
-                                             "(e.g. reference=smollm2-135m-instruct); default: "
-                                             "the first --model versus the others."),
-    objectives: str | None = typer.Option(None, "--objectives", "-o", help="(helpfulness,"
-                                          "safety)"),
-    prompts: str | None = typer.Option(None, "--prompts", help="Prompt file or embedded name; "
-                                       "default: the held-out prompts of the first run."),
-    n_prompts: int | None = typer.Option(None, "--n-prompts", help="Number of prompts (24)."),
-    out: Path | None = typer.Option(None, "--out", help="(runs/compare)"),
-    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="(64)"),
-    base: str | None = typer.Option(None, "--base", help="Base model of the adapters (default: "
-                                    "from each run's config / adapter_config.json)."),
-    device: str | None = typer.Option(None, "--device", help="(auto)"),
-    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    model: list[str] | None = shortcut("--model", "-m", help="NAME=DIR (adapter folder or run "
+                                       "folder) or NAME=MODEL_ID; repeatable."),
+    against: list[str] | None = shortcut("--against", "-a", help="NAME=DIR baselines (e.g. "
+                                         "reference=smollm2-135m-instruct); default: the first "
+                                         "--model versus the others."),
+    objectives: str | None = shortcut("--objectives", "-o", help="(helpfulness,safety)"),
+    prompts: str | None = shortcut("--prompts", help="Prompt file or embedded name; default: the "
+                                   "held-out prompts of the first run."),
+    n_prompts: int | None = shortcut("--n-prompts", help="Number of prompts (24)."),
+    out: Path | None = shortcut("--out", help="(runs/compare)"),
+    max_new_tokens: int | None = shortcut("--max-new-tokens", help="(64)"),
+    base: str | None = shortcut("--base", help="Base model of the adapters (default: from each "
+                                "run's config / adapter_config.json)."),
+    device: str | None = shortcut("--device", help="(auto)"),
+    config: ConfigOption = None,
     overrides: list[str] | None = typer.Argument(None, help="key=value overrides of "
                                                  "CompareConfig."),
 ) -> None:

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from moalign.cli import app
-from moalign.commands import CONFIG_HELP, command_config
-from moalign.core.config import require
+from moalign.commands import ConfigOption, command_config, shortcut
+from moalign.core.config import require, save_config
+from moalign.core.io import atomic_write_json, write_jsonl
+
+if TYPE_CHECKING:
+    from moalign.data import Record
 
 DEFAULT_OBJECTIVES = "reflection,empathy,fluency"
 
@@ -23,7 +29,8 @@ DEFAULT_OBJECTIVES = "reflection,empathy,fluency"
 class ScoreConfig:
     """`moalign score`: one (prompt, response) pair or a table of them, on some objectives."""
 
-    objectives: list[Any] = field(default_factory=lambda: DEFAULT_OBJECTIVES.split(","))
+    objectives: list[str | dict[str, Any]] = field(default_factory=lambda: [
+        *DEFAULT_OBJECTIVES.split(",")])
     prompt: str | None = None  # one prompt to score ...
     response: str | None = None  # ... and its response
     file: str | None = None  # or a JSONL/CSV/Parquet table of pairs
@@ -52,13 +59,7 @@ class MetricsConfig:
         require(self.file is not None, "give --file with a table of responses")
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console()
-
-
-def _read_pairs(file: str, prompt_column: str, response_column: str) -> list[dict[str, Any]]:
+def _read_pairs(file: str, prompt_column: str, response_column: str) -> list[Record]:
     from moalign.data import load_table
 
     return load_table(Path(file), columns={"prompt": prompt_column,
@@ -66,8 +67,6 @@ def _read_pairs(file: str, prompt_column: str, response_column: str) -> list[dic
 
 
 def _write_rows(out: Path, rows: list[dict[str, Any]]) -> None:
-    from moalign.core.io import atomic_write_json, write_jsonl
-
     if out.suffix.lower() == ".csv":
         import pandas as pd
 
@@ -79,9 +78,7 @@ def _write_rows(out: Path, rows: list[dict[str, Any]]) -> None:
         write_jsonl(out, rows)
 
 
-def _scores_table(rows: list[dict[str, Any]], names: list[str], max_rows: int = 20) -> Any:
-    from rich.table import Table
-
+def _scores_table(rows: list[dict[str, Any]], names: list[str], max_rows: int = 20) -> Table:
     table = Table(title="scores")
     table.add_column("#", justify="right")
     table.add_column("prompt", overflow="fold", max_width=40)
@@ -102,16 +99,15 @@ def score(
     objectives: str | None = typer.Option(
         None, "--objectives", "-o", help="Comma-separated objective names, scorer folders or "
         f"kind:value specs (e.g. python:pkg.mod:func); default {DEFAULT_OBJECTIVES}."),
-    prompt: str | None = typer.Option(None, "--prompt", help="One prompt to score."),
-    response: str | None = typer.Option(None, "--response", help="Its response."),
-    file: Path | None = typer.Option(None, "--file", "-f",
-                                     help="JSONL/CSV/Parquet with prompt and response columns."),
-    prompt_column: str | None = typer.Option(None, help="Prompt column of --file (prompt)."),
-    response_column: str | None = typer.Option(None, help="Response column of --file "
-                                               "(response)."),
-    out: Path | None = typer.Option(None, "--out", help="Write per-example scores (.jsonl/.csv)."),
-    batch_size: int | None = typer.Option(None, help="Examples per scorer call (16)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    prompt: str | None = shortcut("--prompt", help="One prompt to score."),
+    response: str | None = shortcut("--response", help="Its response."),
+    file: Path | None = shortcut("--file", "-f", help="JSONL/CSV/Parquet with prompt and response "
+                                 "columns."),
+    prompt_column: str | None = shortcut(help="Prompt column of --file (prompt)."),
+    response_column: str | None = shortcut(help="Response column of --file (response)."),
+    out: Path | None = shortcut("--out", help="Write per-example scores (.jsonl/.csv)."),
+    batch_size: int | None = shortcut(help="Examples per scorer call (16)."),
+    config: ConfigOption = None,
     overrides: list[str] | None = typer.Argument(None, help="key=value overrides of ScoreConfig."),
 ) -> None:
     """Score (prompt, response) pairs on one or more objectives and print a table."""
@@ -132,7 +128,7 @@ def score(
     names = [s.name for s in scorers]
     rows = [{"prompt": p, "response": r, **dict(zip(names, map(float, m), strict=True))}
             for p, r, m in zip(prompts, responses, matrix.tolist(), strict=True)]
-    _console().print(_scores_table(rows, names))
+    Console().print(_scores_table(rows, names))
     if cfg.out is not None:
         _write_rows(Path(cfg.out), rows)
         typer.echo(f"wrote {len(rows)} rows to {cfg.out}")
@@ -140,13 +136,12 @@ def score(
 
 @app.command("train-scorer")
 def train_scorer_cmd(
-    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    config: ConfigOption = None,
     overrides: list[str] | None = typer.Argument(None, help="key=value overrides of "
                                                  "TrainScorerConfig, e.g. data=my.jsonl "
                                                  "out=runs/refl hidden=64"),
 ) -> None:
     """Train a MiniLM pair-head scorer on labelled (prompt, response, label) rows."""
-    from moalign.core.config import save_config
     from moalign.rewards.heads import TrainScorerConfig, train_scorer
 
     cfg = command_config(TrainScorerConfig, config, overrides)
@@ -171,7 +166,7 @@ def _prepare_rows() -> list[tuple[str, str, str]]:
         folder = embedded_reward_model_dir(name)
         meta = read_meta(folder) if (folder / META_FILE).is_file() else None
         state = (f"held-out pairwise accuracy {meta.get('val_accuracy', float('nan')):.4f}"
-                 if meta else f"missing: run `moalign train-rm --objective {name}`")
+                 if meta else "missing: run `moalign prepare`")
         rows.append((f"{name} reward model", str(folder), state))
     return rows
 
@@ -180,8 +175,6 @@ def _prepare_rows() -> list[tuple[str, str, str]]:
 def prepare() -> None:
     """Warm every embedded asset offline: SmolLM2, MiniLM, the reflection/empathy heads and the
     helpfulness/safety reward models."""
-    from rich.table import Table
-
     from moalign.rewards.reward_models import ensure_embedded_reward_models
 
     ensure_embedded_reward_models()
@@ -190,24 +183,22 @@ def prepare() -> None:
         table.add_column(col, overflow="fold")
     for row in _prepare_rows():
         table.add_row(*row)
-    _console().print(table)
+    Console().print(table)
 
 
 @app.command("metrics")
 def metrics_cmd(
-    file: Path | None = typer.Option(None, "--file", "-f", help="JSONL/CSV/Parquet of "
-                                     "responses."),
-    prompt_column: str | None = typer.Option(None, help="Prompt column, for the edit rate "
-                                             "(prompt)."),
-    response_column: str | None = typer.Option(None, help="Response column (response)."),
-    out: Path | None = typer.Option(None, "--out", help="Write the metrics as JSON."),
-    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    file: Path | None = shortcut("--file", "-f", help="JSONL/CSV/Parquet of responses."),
+    prompt_column: str | None = shortcut(help="Prompt column, for the edit rate (prompt)."),
+    response_column: str | None = shortcut(help="Response column (response)."),
+    out: Path | None = shortcut("--out", help="Write the metrics as JSON."),
+    config: ConfigOption = None,
     overrides: list[str] | None = typer.Argument(None, help="key=value overrides of "
                                                  "MetricsConfig."),
 ) -> None:
-    """Lexical metrics of responses: diversity-2 and edit rate (mean ± std)."""
-    from moalign.core.io import atomic_write_json
-    from moalign.evaluation.metrics import distinct_n, diversity2, edit_rate, mean_std
+    """Lexical metrics of responses: diversity-2 and edit rate (mean ± std), by moalign's and
+    by the EMORL authors' definitions (`*_authors`)."""
+    from moalign.evaluation.metrics import lexical_metrics, mean_std
 
     cfg = command_config(MetricsConfig, config, overrides, file=file,
                          prompt_column=prompt_column, response_column=response_column,
@@ -215,12 +206,11 @@ def metrics_cmd(
     rows = _read_pairs(str(cfg.file), cfg.prompt_column, cfg.response_column)
     prompts = [str(r["prompt"]) for r in rows]
     responses = [str(r["response"]) for r in rows]
-    d2 = [distinct_n(r, 2) for r in responses]
-    er = [edit_rate(p, r) for p, r in zip(prompts, responses, strict=True)]
-    result = {"n": len(rows), "diversity2": diversity2(responses),
-              "diversity2_std": mean_std(d2)[1], "edit_rate": mean_std(er)[0],
-              "edit_rate_std": mean_std(er)[1]}
-    for key in ("diversity2", "edit_rate"):
+    per_response = lexical_metrics(prompts, responses)  # moalign's and the EMORL authors'
+    result: dict[str, float] = {"n": len(rows)}
+    for key, values in per_response.items():
+        result[key], result[key + "_std"] = mean_std(values)
+    for key in per_response:
         typer.echo(f"{key}: {result[key]:.4f} ± {result[key + '_std']:.4f}")
     typer.echo(f"n: {result['n']}")
     if cfg.out is not None:

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from moalign.cli import app
-from moalign.commands import CONFIG_HELP, command_config, split_overrides
+from moalign.commands import ConfigOption, command_config, shortcut, split_overrides
 from moalign.configs import shipped_config_names
 from moalign.core.config import parse_pairs, require
+from moalign.core.errors import DataError
+from moalign.core.io import read_jsonl
+from moalign.evaluation.human_eval import export_sheet, import_ratings
+from moalign.runs.layout import RunDir
 
 human_app = typer.Typer(help="Blinded human-evaluation sheets: export for raters, import their "
                              "ratings (normalised scores + agreement).", no_args_is_help=True)
@@ -69,7 +74,6 @@ def run_cmd(
 ) -> None:
     """Run (or resume) a whole study: training, search, baselines, evaluation, report."""
     from moalign.emorl.study import load_study, run_study
-    from moalign.runs.layout import RunDir
 
     cfg = load_study(config, overrides or [])
     run_dir = run_study(cfg)
@@ -92,10 +96,6 @@ def report_cmd(
 def _generations_from_run(run_dir: Path, systems: list[str] | None, n: int, seed: int | None
                           ) -> dict[str, list[tuple[str, str]]]:
     """Responses of the first evaluated (seed, run) of each system, for the first n prompts."""
-    from moalign.core.errors import DataError
-    from moalign.core.io import read_jsonl
-    from moalign.runs.layout import RunDir
-
     run = RunDir(run_dir)
     files = {p.stem: p for p in run.generation_files()}
     if not files:
@@ -127,29 +127,24 @@ def _generations_from_files(files: dict[str, str]) -> dict[str, list[tuple[str, 
 
 @human_app.command("export")
 def export_cmd(
-    out: Path | None = typer.Option(None, "--out", "-o", help="Sheet to write (CSV) for the "
-                                    "raters."),
-    run_dir: Path | None = typer.Option(None, "--run", help="Take generations from this run "
-                                                              "(eval/generations/*.jsonl)."),
-    generations: list[str] | None = typer.Option(
-        None, "--generations", "-g", help="SYSTEM=FILE (JSONL/CSV with prompt, response); "
-                                          "repeat for every system."),
-    systems: str | None = typer.Option(None, "--systems", help="Comma-separated systems of "
-                                                                "--run (default: all)."),
-    objectives: str | None = typer.Option(None, "--objectives", help="Rating columns, 0/1/2 "
-                                          "each (reflection,empathy,fluency)."),
-    n: int | None = typer.Option(None, "--n", help="Prompts per sheet (20; 0: all)."),
-    seed: int | None = typer.Option(None, "--seed", help="Shuffling seed for the blinded order "
-                                    "(0)."),
-    key: Path | None = typer.Option(None, "--key", help="Private key file (default: "
-                                                         "OUT.key.json next to the sheet)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    out: Path | None = shortcut("--out", "-o", help="Sheet to write (CSV) for the raters."),
+    run_dir: Path | None = shortcut("--run", help="Take generations from this run "
+                                    "(eval/generations/*.jsonl)."),
+    generations: list[str] | None = shortcut("--generations", "-g", help="SYSTEM=FILE (JSONL/CSV "
+                                             "with prompt, response); repeat for every system."),
+    systems: str | None = shortcut("--systems", help="Comma-separated systems of --run (default: "
+                                   "all)."),
+    objectives: str | None = shortcut("--objectives", help="Rating columns, 0/1/2 each "
+                                      "(reflection,empathy,fluency)."),
+    n: int | None = shortcut("--n", help="Prompts per sheet (20; 0: all)."),
+    seed: int | None = shortcut("--seed", help="Shuffling seed for the blinded order (0)."),
+    key: Path | None = shortcut("--key", help="Private key file (default: OUT.key.json next to the "
+                                "sheet)."),
+    config: ConfigOption = None,
     overrides: list[str] | None = typer.Argument(None, help="key=value overrides of "
                                                  "ExportConfig."),
 ) -> None:
     """Write a blinded rating sheet and its private key (id -> system)."""
-    from moalign.evaluation.human_eval import export_sheet
-
     files = (parse_pairs(generations, "SYSTEM=FILE.jsonl", "--generations", raw=True)
              if generations else None)
     cfg = command_config(ExportConfig, config, overrides, out=out, run=run_dir,
@@ -170,18 +165,12 @@ def import_cmd(
     sheets: list[str] | None = typer.Argument(
         None, help="Filled sheets, one per rater (an argument FIELD=VALUE naming an "
                    "ImportConfig field is an override)."),
-    key: Path | None = typer.Option(None, "--key", help="The key file written by `export`."),
-    out: Path | None = typer.Option(None, "--out", help="Write the scores as JSON (use "
-                                                        "RUN/human_eval/scores.json to put "
-                                                        "them in the run's report)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    key: Path | None = shortcut("--key", help="The key file written by `export`."),
+    out: Path | None = shortcut("--out", help="Write the scores as JSON (use "
+                                "RUN/human_eval/scores.json to put them in the run's report)."),
+    config: ConfigOption = None,
 ) -> None:
     """Normalised scores (0..1) per system and objective, and inter-rater agreement."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from moalign.evaluation.human_eval import import_ratings
-
     files, overrides = split_overrides(sheets, ImportConfig)
     cfg = command_config(ImportConfig, config, overrides, sheets=files or None, key=key,
                          out=out)
@@ -207,5 +196,5 @@ def import_cmd(
         typer.echo(f"scores: {cfg.out}")
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"

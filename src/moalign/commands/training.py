@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from moalign.cli import app
-from moalign.commands import CONFIG_HELP, command_config
-from moalign.core.config import parse_overrides
+from moalign.commands import ConfigOption, command_config, shortcut
+from moalign.core.config import ConfigError, parse_mapping, parse_overrides
+from moalign.core.naming import objective_name, slug
+
+if TYPE_CHECKING:
+    from moalign.emorl.scst import SCSTConfig
 
 DEFAULT_OBJECTIVES = "reflection,empathy,fluency"
 DEFAULT_OUT_DIR = "runs/scst"
@@ -33,8 +37,6 @@ OVERRIDES_HELP = ("key=value overrides of the SCST config, e.g. max_steps=40 bat
 
 def parse_seeds(text: str | None) -> list[int] | None:
     """`0,1,2` -> [0, 1, 2]; None stays None."""
-    from moalign.core.config import ConfigError
-
     if text is None:
         return None
     try:
@@ -49,8 +51,6 @@ def parse_seeds(text: str | None) -> list[int] | None:
 
 def parse_weights(text: str | None, objectives: list[str]) -> list[float] | None:
     """`0.5,0.3,0.2` (in objective order) or `reflection=0.5,empathy=0.3,...` -> floats."""
-    from moalign.core.config import ConfigError, parse_mapping
-
     if text is None:
         return None
     if "=" in text:
@@ -70,7 +70,7 @@ def parse_weights(text: str | None, objectives: list[str]) -> list[float] | None
 
 
 def _build_config(config: Path | None, overrides: list[str] | None, default_out: str,
-                  **shortcuts: Any) -> Any:
+                  **shortcuts: object) -> SCSTConfig:
     """The `SCSTConfig`; an out_dir set nowhere becomes `default_out` (per objective/method)."""
     from moalign.emorl.scst import SCSTConfig
 
@@ -89,7 +89,7 @@ def _fmt(summary: dict[str, Any], name: str) -> str:
     return f"{name}: {before:.4f} -> {after:.4f}"
 
 
-def _run(cfg: Any, seeds: list[int] | None, resume: bool) -> None:
+def _run(cfg: SCSTConfig, seeds: list[int] | None, resume: bool) -> None:
     from moalign.core.checkpoint import has_checkpoint
     from moalign.emorl.scst import train_scst, train_seeds
 
@@ -112,23 +112,21 @@ def _run(cfg: Any, seeds: list[int] | None, resume: bool) -> None:
 
 @app.command("train-expert")
 def train_expert(
-    objective: str | None = typer.Option(
-        None, "--objective", "-o", help="Objective to train the expert for: an embedded name "
-        "(reflection, empathy, fluency, ...), a scorer folder, or kind:value "
-        "(e.g. python:pkg.mod:func). Default: the config's single objective."),
-    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
-    seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds (e.g. 0,1,2): "
-                                     "one run per seed in OUT_DIR/seed_<s>/, mean ± std."),
+    objective: str | None = shortcut("--objective", "-o", help="Objective to train the expert for: "
+                                     "an embedded name (reflection, empathy, fluency, ...), a "
+                                     "scorer folder, or kind:value (e.g. python:pkg.mod:func). "
+                                     "Default: the config's single objective."),
+    config: ConfigOption = None,
+    seeds: str | None = shortcut("--seeds", help="Comma-separated seeds (e.g. 0,1,2): one run per "
+                                 "seed in OUT_DIR/seed_<s>/, mean ± std."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint."),
-    policy: str | None = typer.Option(None, "--policy", help="Base policy: bundled id "
-                                      "(smollm2-135m-instruct), local model folder, or HF id."),
-    out_dir: str | None = typer.Option(None, "--out-dir", help="Run directory (default "
-                                       "runs/experts/<objective>)."),
+    policy: str | None = shortcut("--policy", help="Base policy: bundled id "
+                                  "(smollm2-135m-instruct), local model folder, or HF id."),
+    out_dir: str | None = shortcut("--out-dir", help="Run directory (default "
+                                   "runs/experts/<objective>)."),
     overrides: list[str] | None = typer.Argument(None, help=OVERRIDES_HELP),
 ) -> None:
     """Train one SCST expert (a LoRA adapter) for one objective (EMORL §5.1)."""
-    from moalign.core.naming import slug
-
     name = objective or "expert"
     cfg = _build_config(config, overrides, f"runs/experts/{slug(name)}",
                         objectives=[objective] if objective else None, method="expert",
@@ -143,20 +141,17 @@ def train_baseline(
     objectives: str | None = typer.Option(
         None, "--objectives", "-o", help="Comma-separated objectives (default: the config's, "
         f"else {DEFAULT_OBJECTIVES})."),
-    weights: str | None = typer.Option(None, "--weights", "-w", help="uniform only: 0.5,0.3,0.2 "
-                                       "or reflection=0.5,... (default 1/K each)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
-    seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
+    weights: str | None = shortcut("--weights", "-w", help="uniform only: 0.5,0.3,0.2 or "
+                                   "reflection=0.5,... (default 1/K each)."),
+    config: ConfigOption = None,
+    seeds: str | None = shortcut("--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint."),
-    policy: str | None = typer.Option(None, "--policy", help="Base policy (id or folder)."),
-    out_dir: str | None = typer.Option(None, "--out-dir", help="Run directory (default "
-                                       "runs/baselines/<method>)."),
+    policy: str | None = shortcut("--policy", help="Base policy (id or folder)."),
+    out_dir: str | None = shortcut("--out-dir", help="Run directory (default "
+                                   "runs/baselines/<method>)."),
     overrides: list[str] | None = typer.Argument(None, help=OVERRIDES_HELP),
 ) -> None:
     """Train a multi-objective SCST baseline: uniform weighted reward or DynaOpt."""
-    from moalign.core.config import ConfigError
-    from moalign.core.naming import objective_name
-
     if method not in ("uniform", "dynaopt"):
         raise ConfigError(f"--method {method!r} is not a baseline; choose uniform or dynaopt "
                           "(train-expert trains single-objective experts)")

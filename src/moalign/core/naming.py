@@ -8,8 +8,8 @@ objective), its key in `--weights name=value` lists, summaries and report rows. 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from moalign.core.config import ConfigError
 
@@ -34,7 +34,7 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
-def objective_name(spec: Any, strict: bool = True) -> str:
+def objective_name(spec: object, strict: bool = True) -> str:
     """The name of an objective spec: a mapping's `name`; an embedded objective's name or a scorer
     folder's last component (`runs/rm/helpfulness` -> `helpfulness`), as its scorer names itself.
 
@@ -53,6 +53,16 @@ def objective_name(spec: Any, strict: bool = True) -> str:
         return str(spec)
     raise ConfigError(f"objective {spec!r}: write it as a mapping with a name, e.g. "
                       "{name: you, kind: python, function: pkg.mod:func}")
+
+
+def check_objectives(specs: Sequence[object], example: str) -> None:
+    """A trainer's `objectives`: at least one, each a name or a mapping (ConfigError otherwise;
+    `example` shows a valid list, e.g. "reflection")."""
+    if not specs:
+        raise ConfigError(f"objectives is empty; name at least one, e.g. objectives=[{example}]")
+    for spec in specs:
+        if not isinstance(spec, str | dict):
+            raise ConfigError(f"objective {spec!r} must be a name or a mapping")
 
 
 def slug(text: str) -> str:

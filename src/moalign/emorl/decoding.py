@@ -19,20 +19,28 @@ only the new token after the first step. Plain LoRA layers use a batched path (t
 over stacked expert matrices, adapters otherwise disabled); anything else (DoRA, embedding LoRA)
 falls back to PEFT's mixed-adapter batches (the ``adapter_names`` forward argument).
 `generate_naive` is the paper-style reference: every step re-runs each expert on the whole prefix.
+
+The combined logits go through transformers' logits processors and stopping criteria
+(`moalign.processors`), so every `Sampling` option (top-k, repetition penalty, n-gram ban,
+minimum new tokens, stop strings, several responses per prompt) means what it means in
+``model.generate``: one expert at weight 1 decodes exactly as ``generate`` with that adapter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import torch
-from transformers import DynamicCache, EncoderDecoderCache
+from transformers import DynamicCache, EncoderDecoderCache, PreTrainedModel
 
 from moalign.core.config import ConfigError
-from moalign.emorl.ensemble import Ensemble, check_weights, parse_weights
+from moalign.emorl.ensemble import Ensemble, WeightsSpec, check_weights, parse_weights
 from moalign.emorl.lora_batching import expert_major_batch
 from moalign.emorl.soup import params_ids
+from moalign.models import base_model
+from moalign.processors import choose_tokens, logits_processors, stop_criteria
 from moalign.rollout import (
     encode_prompts,
     eos_token_ids,
@@ -45,25 +53,22 @@ from moalign.sampling import Sampling
 Level = Literal["states", "logits", "params"]
 LEVELS: tuple[str, ...] = ("states", "logits", "params")
 LogitsSpace = Literal["raw", "probs"]
+Weights = WeightsSpec | Sequence[Sequence[float]]
+"""(K,) weights shared by every prompt (any `WeightsSpec`), or (B, K): row b weights prompt b."""
 
 
-def _base(model: Any) -> Any:
-    """The transformers model under PEFT (LlamaForCausalLM, T5ForConditionalGeneration, ...)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def head_input_scale(base: Any) -> float | None:
+def head_input_scale(base: PreTrainedModel) -> float | None:
     """Scale applied to the decoder output before the LM head: T5 with tied embeddings
     multiplies by ``d_model^-0.5`` (``config.scale_decoder_outputs`` in transformers 5)."""
-    cfg = base.config
-    if not cfg.is_encoder_decoder or not hasattr(base, "model_dim"):
+    cfg, model_dim = base.config, getattr(base, "model_dim", None)  # T5's d_model
+    if not cfg.is_encoder_decoder or model_dim is None:
         return None
     if getattr(cfg, "scale_decoder_outputs", getattr(cfg, "tie_word_embeddings", False)):
-        return float(base.model_dim) ** -0.5
+        return float(model_dim) ** -0.5
     return None
 
 
-def project(base: Any, h: torch.Tensor) -> torch.Tensor:
+def project(base: PreTrainedModel, h: torch.Tensor) -> torch.Tensor:
     """logits = f_lm_head(h) (EMORL Eq. 2) in float32; `h` is the decoder's final-norm output."""
     scale = head_input_scale(base)
     if scale is not None:
@@ -78,7 +83,7 @@ class _CachedExperts:
     each expert's head input at the current position; `next(tokens)` feeds only the new token.
     """
 
-    def __init__(self, base: Any, k: int, enc: dict[str, torch.Tensor]):
+    def __init__(self, base: PreTrainedModel, k: int, enc: dict[str, torch.Tensor]):
         self.base, self.k, self.b = base, k, enc["input_ids"].shape[0]
         self.ids = enc["input_ids"].repeat(self.k, 1)  # (K·B, S)
         self.mask = enc["attention_mask"].repeat(self.k, 1)  # (K·B, S)
@@ -98,7 +103,7 @@ class _CachedExperts:
             return self.next(torch.full((self.b,), start, dtype=torch.long, device=self.ids.device))
         self.pos = left_pad_positions(self.mask)  # (K·B, S)
         out = self.decoder(input_ids=self.ids, attention_mask=self.mask, position_ids=self.pos,
-                           past_key_values=self.cache, use_cache=True)
+                           cache=self.cache, use_cache=True)
         self.pos = self.pos[:, -1:]
         return self._out(out.last_hidden_state)
 
@@ -106,13 +111,13 @@ class _CachedExperts:
         ids = tokens.repeat(self.k).unsqueeze(1)  # (K·B, 1)
         if self.ed:
             out = self.decoder(input_ids=ids, encoder_hidden_states=self.enc_h,
-                               encoder_attention_mask=self.mask, past_key_values=self.cache,
+                               encoder_attention_mask=self.mask, cache=self.cache,
                                use_cache=True)
             return self._out(out.last_hidden_state)
         self.mask = torch.cat([self.mask, self.mask.new_ones(self.mask.shape[0], 1)], dim=1)
         self.pos = self.pos + 1
         out = self.decoder(input_ids=ids, attention_mask=self.mask, position_ids=self.pos,
-                           past_key_values=self.cache, use_cache=True)
+                           cache=self.cache, use_cache=True)
         return self._out(out.last_hidden_state)
 
 
@@ -139,57 +144,61 @@ def aggregate_logits(head: Callable[[torch.Tensor], torch.Tensor], h: torch.Tens
     return combine(logits, w)
 
 
-def choose_tokens(logits: torch.Tensor, sampling: Sampling,
-                  generator: torch.Generator | None) -> torch.Tensor:
-    """Greedy argmax, or sampling with temperature then nucleus (top-p) filtering; (B,)."""
-    if not sampling.do_sample:
-        return logits.argmax(-1)
-    logits = logits / sampling.temperature
-    if sampling.top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1)  # ascending, like HF TopPLogitsWarper
-        cum = sorted_logits.softmax(-1).cumsum(-1)
-        drop = cum <= 1 - sampling.top_p
-        drop[..., -1] = False  # always keep the most likely token
-        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
-    probs = logits.softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-
-
-def _decode_loop(next_logits: Callable[[torch.Tensor | None], torch.Tensor], batch: int,
-                 eos: list[int], pad: int, max_new_tokens: int,
-                 choose: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Token-by-token decode with per-sequence EOS: finished rows emit `pad`; stops when every
-    row has finished. Returns the new tokens (B, T ≤ max_new_tokens), EOS kept."""
+def _decode_loop(next_logits: Callable[[torch.Tensor | None], torch.Tensor],
+                 prefix: torch.Tensor, eos: list[int], pad: int, max_new_tokens: int,
+                 choose: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                 stop: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 on_token: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Token-by-token decode with per-sequence EOS and stop criteria: finished rows emit `pad`;
+    stops when every row has finished. `prefix` (B, S) starts the ids that `choose` and `stop`
+    see (prompt or decoder start, then the new tokens). Returns the new tokens
+    (B, T ≤ max_new_tokens), EOS kept."""
     out: list[torch.Tensor] = []
-    tokens = finished = eos_t = None
+    ids, tokens = prefix, None
+    finished = torch.zeros(prefix.shape[0], dtype=torch.bool, device=prefix.device)
+    eos_t = torch.tensor(eos, dtype=torch.long, device=prefix.device)
     for _ in range(max_new_tokens):
         logits = next_logits(tokens)  # (B, V)
-        if finished is None:
-            finished = torch.zeros(batch, dtype=torch.bool, device=logits.device)
-            eos_t = torch.tensor(eos, dtype=torch.long, device=logits.device)
-        tokens = choose(logits).masked_fill(finished, pad)  # (B,)
+        tokens = choose(logits, ids).masked_fill(finished, pad)  # (B,)
         out.append(tokens)
+        if on_token is not None:  # streaming: the tokens of this step (B,)
+            on_token(tokens)
+        ids = torch.cat([ids, tokens.unsqueeze(1)], dim=1)  # (B, S + t)
         finished = finished | torch.isin(tokens, eos_t)
+        if stop is not None:
+            finished = finished | stop(ids, logits)
         if bool(finished.all()):
             break
     return torch.stack(out, dim=1)
 
 
-def _run_loop(ensemble: Ensemble, batch: int, next_logits: Callable[..., torch.Tensor],
-              sampling: Sampling, generator: torch.Generator | None,
-              eos_token_id: int | list[int] | None) -> torch.Tensor:
+def _run_loop(ensemble: Ensemble, enc: dict[str, torch.Tensor],
+              next_logits: Callable[..., torch.Tensor], sampling: Sampling,
+              generator: torch.Generator | None,
+              eos_token_id: int | list[int] | None,
+              on_token: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+    """The decode loop with ``generate``'s processors and criteria over the same ids it sees:
+    the left-padded prompt (causal) or the decoder start token (encoder-decoder)."""
     policy = ensemble.policy
     if generator is None and sampling.seed is not None:
         generator = torch.Generator(device=policy.device).manual_seed(int(sampling.seed))
-    return _decode_loop(next_logits, batch, eos_token_ids(policy, eos_token_id),
-                        pad_token_id(policy), sampling.max_new_tokens,
-                        lambda x: choose_tokens(x, sampling, generator))
+    eos = eos_token_ids(policy, eos_token_id)
+    if ensemble.is_encoder_decoder:
+        start = base_model(ensemble.model).config.decoder_start_token_id
+        prefix, pads = enc["input_ids"].new_full((enc["input_ids"].shape[0], 1), start), None
+    else:
+        prefix = enc["input_ids"]  # (B, S)
+        pads = (enc["attention_mask"] != 0).int().argmax(dim=1)  # (B,) left pads per row
+    procs = logits_processors(sampling, eos, prefix.shape[1], pads, prefix.device)
+    return _decode_loop(next_logits, prefix, eos, pad_token_id(policy), sampling.max_new_tokens,
+                        lambda x, ids: choose_tokens(x, sampling, generator, procs, ids),
+                        stop_criteria(sampling, policy.tokenizer), on_token)
 
 
 # --- public decoding ---------------------------------------------------------------------------
 
 
-def _check_args(ensemble: Ensemble, prompts: list[str], weights: Any, level: str,
+def _check_args(ensemble: Ensemble, prompts: list[str], weights: Weights, level: str,
                 sampling: Sampling) -> torch.Tensor:
     """Validated per-sequence weights (B, K); the sampling settings validate themselves."""
     if ensemble.k == 0:
@@ -206,21 +215,36 @@ def _check_args(ensemble: Ensemble, prompts: list[str], weights: Any, level: str
     return w.expand(len(prompts), -1).to(ensemble.policy.device)  # (B, K)
 
 
-def generate_ids(ensemble: Ensemble, prompts: list[str], weights: Any, level: Level = "states",
+def _expand(prompts: list[str], w: torch.Tensor, sampling: Sampling
+            ) -> tuple[list[str], torch.Tensor, Sampling]:
+    """``num_return_sequences`` n: each prompt and its weight row n times in a row (the order
+    of ``generate``), then one sequence per row."""
+    n = sampling.num_return_sequences
+    if n == 1:
+        return prompts, w, sampling
+    return ([p for p in prompts for _ in range(n)], w.repeat_interleave(n, dim=0),
+            replace(sampling, num_return_sequences=1))
+
+
+def generate_ids(ensemble: Ensemble, prompts: list[str], weights: Weights, level: Level = "states",
                  sampling: Sampling = Sampling(), generator: torch.Generator | None = None,
                  logits_space: LogitsSpace = "raw",
-                 eos_token_id: int | list[int] | None = None) -> torch.Tensor:
+                 eos_token_id: int | list[int] | None = None,
+                 on_token: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
     """Aggregated decode; returns the new token ids (B, T), EOS kept, `pad` after EOS.
 
     `weights`: (K,) shared, (B, K) per sequence (row b weights prompt b), a dict or a
     ``"name=value,..."`` string. `prompts` are final texts (apply `format_prompts` first).
-    `sampling` (default: greedy, 64 tokens); an explicit `generator` replaces ``sampling.seed``.
+    `sampling` (default: greedy, 64 tokens); an explicit `generator` replaces ``sampling.seed``;
+    with ``num_return_sequences`` n the rows are n per prompt (B·n, T), as in ``generate``.
     `eos_token_id` overrides the model's stop tokens (``[]``: always `max_new_tokens`).
+    `on_token(tokens (B,))` is called after each step (streaming; not at the params level).
     """
     w = _check_args(ensemble, prompts, weights, level, sampling)
+    prompts, w, sampling = _expand(prompts, w, sampling)
     if level == "params":
         return params_ids(ensemble, prompts, w, sampling, eos_token_id)
-    base = _base(ensemble.model)
+    base = base_model(ensemble.model)
     enc = encode_prompts(ensemble.policy, prompts)
     used = [k for k in range(ensemble.k) if bool(w[:, k].any())]  # zero-weight experts: skip
     adapters, w = [ensemble.adapter_names[k] for k in used], w[:, used]
@@ -231,15 +255,17 @@ def generate_ids(ensemble: Ensemble, prompts: list[str], weights: Any, level: Le
             h = experts.first() if tokens is None else experts.next(tokens)  # (K, B, H)
             return aggregate_logits(lambda x: project(base, x), h, w, level, logits_space)
 
-        return _run_loop(ensemble, len(prompts), next_logits, sampling, generator,
-                         eos_token_id)
+        return _run_loop(ensemble, enc, next_logits, sampling, generator, eos_token_id,
+                         on_token)
 
 
-def generate(ensemble: Ensemble, prompts: list[str], weights: Any, level: Level = "states",
+def generate(ensemble: Ensemble, prompts: list[str], weights: Weights, level: Level = "states",
              sampling: Sampling = Sampling(), **kwargs: Any) -> list[str]:
-    """Aggregated decode (see `generate_ids`) returning the response texts."""
+    """Aggregated decode (see `generate_ids`) returning the response texts, each cut before its
+    first stop string."""
     ids = generate_ids(ensemble, prompts, weights, level, sampling, **kwargs)
-    return ensemble.tokenizer.batch_decode(ids, skip_special_tokens=True)
+    texts = ensemble.tokenizer.batch_decode(ids, skip_special_tokens=True)
+    return [sampling.truncate(t) for t in texts]
 
 
 def _naive_head_inputs(ensemble: Ensemble, enc: dict[str, torch.Tensor],
@@ -247,7 +273,7 @@ def _naive_head_inputs(ensemble: Ensemble, enc: dict[str, torch.Tensor],
     """Re-run every expert separately on the whole prefix (no cache; PEFT ``adapter_names`` with
     one adapter for the whole batch) and return each expert's LM-head input at the last position,
     captured by a hook on the head, so any head scaling is already applied: (K, B, H)."""
-    model, base, seen = ensemble.model, _base(ensemble.model), []
+    model, base, seen = ensemble.model, base_model(ensemble.model), []
     hook = base.get_output_embeddings().register_forward_pre_hook(
         lambda m, args: seen.append(args[0][:, -1]))
     batch = prefix.shape[0]
@@ -266,7 +292,7 @@ def _naive_head_inputs(ensemble: Ensemble, enc: dict[str, torch.Tensor],
     return torch.stack(seen)
 
 
-def generate_naive_ids(ensemble: Ensemble, prompts: list[str], weights: Any,
+def generate_naive_ids(ensemble: Ensemble, prompts: list[str], weights: Weights,
                        level: Level = "states", sampling: Sampling = Sampling(),
                        generator: torch.Generator | None = None,
                        logits_space: LogitsSpace = "raw",
@@ -274,9 +300,10 @@ def generate_naive_ids(ensemble: Ensemble, prompts: list[str], weights: Any,
     """Reference decode as in the authors' code: each step runs each expert separately on the
     full prefix, without a KV cache. Same maths and outputs as `generate_ids`, O(T²) cost."""
     w = _check_args(ensemble, prompts, weights, level, sampling)
+    prompts, w, sampling = _expand(prompts, w, sampling)
     if level == "params":
         raise ConfigError("generate_naive supports the 'states' and 'logits' levels")
-    base = _base(ensemble.model)
+    base = base_model(ensemble.model)
     head, enc = base.get_output_embeddings(), encode_prompts(ensemble.policy, prompts)
     start = base.config.decoder_start_token_id if ensemble.is_encoder_decoder else None
     prefix = enc["input_ids"].new_full((len(prompts), 1 if start is not None else 0), start or 0)
@@ -289,13 +316,13 @@ def generate_naive_ids(ensemble: Ensemble, prompts: list[str], weights: Any,
         return aggregate_logits(lambda x: head(x).float(), h, w, level, logits_space)
 
     with inference(ensemble.model):
-        return _run_loop(ensemble, len(prompts), next_logits, sampling, generator,
-                         eos_token_id)
+        return _run_loop(ensemble, enc, next_logits, sampling, generator, eos_token_id)
 
 
-def generate_naive(ensemble: Ensemble, prompts: list[str], weights: Any,
+def generate_naive(ensemble: Ensemble, prompts: list[str], weights: Weights,
                    level: Level = "states", sampling: Sampling = Sampling(),
                    **kwargs: Any) -> list[str]:
-    """`generate_naive_ids` returning texts."""
+    """`generate_naive_ids` returning texts (cut before a stop string)."""
     ids = generate_naive_ids(ensemble, prompts, weights, level, sampling, **kwargs)
-    return ensemble.tokenizer.batch_decode(ids, skip_special_tokens=True)
+    texts = ensemble.tokenizer.batch_decode(ids, skip_special_tokens=True)
+    return [sampling.truncate(t) for t in texts]

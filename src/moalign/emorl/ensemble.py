@@ -12,11 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from peft import PeftModel
+from transformers import PreTrainedTokenizerBase
 
 from moalign.core.config import ConfigError, parse_mapping
 from moalign.core.errors import ObjectiveError
 from moalign.core.naming import check_name
 from moalign.models import Policy, load_adapter
+
+WeightsSpec = str | Mapping[str, float] | Sequence[float] | torch.Tensor
+"""Aggregation weights as a user gives them: ``"a=0.8,b=0.2"``, ``"0.8,0.2"``, a dict or (K,)."""
 
 # --- weights -----------------------------------------------------------------------------------
 
@@ -47,23 +52,24 @@ def check_weights(weights: Any, k: int, batch: int | None = None) -> torch.Tenso
     return w.to(torch.float32)
 
 
-def parse_weights(spec: Any, objective_names: Sequence[str]) -> torch.Tensor:
+def parse_weights(spec: WeightsSpec, objective_names: Sequence[str]) -> torch.Tensor:
     """Weights (K,) from ``"reflection=0.8,empathy=0.5"``, a dict, ``"0.8,0.5,0"`` or a list.
 
     Named forms may omit objectives (weight 0); an unknown name raises `ObjectiveError` listing
     the known objectives. The result is validated with `check_weights`.
     """
     names = list(objective_names)
+    parsed: Mapping[str, Any] | Sequence[Any] | torch.Tensor = spec
     if isinstance(spec, str):
         parts = [p.strip() for p in spec.split(",") if p.strip()]
-        spec = parse_mapping(spec) if any("=" in p for p in parts) else parts
-    if isinstance(spec, Mapping):
-        unknown = sorted(str(n) for n in spec if n not in names)
+        parsed = parse_mapping(spec) if any("=" in p for p in parts) else parts
+    if isinstance(parsed, Mapping):
+        unknown = sorted(str(n) for n in parsed if n not in names)
         if unknown:
             raise ObjectiveError(f"unknown objective(s) {unknown} in weights; known: {names}")
-        values: list[Any] = [spec.get(n, 0.0) for n in names]
+        values: list[Any] = [parsed.get(n, 0.0) for n in names]
     else:
-        values = list(spec.tolist() if isinstance(spec, torch.Tensor) else spec)
+        values = list(parsed.tolist() if isinstance(parsed, torch.Tensor) else parsed)
     try:
         floats = [float(v) for v in values]
     except (TypeError, ValueError):
@@ -107,16 +113,20 @@ class Ensemble:
                               f"{self.objectives}")
         if path is not None:
             check_name("expert", adapter)
-            if adapter in getattr(self.model, "peft_config", {}):
+            if adapter in self._adapters_held():
                 raise ConfigError(f"the model already holds an adapter named {adapter!r}")
             load_adapter(self.policy, path, adapter)
         self._register(name, adapter)
 
     def _register(self, objective: str, adapter: str) -> None:
         check_name("expert", adapter)
-        if adapter not in getattr(self.model, "peft_config", {}):
+        if adapter not in self._adapters_held():
             raise ConfigError(f"the model holds no LoRA adapter named {adapter!r}")
         self._experts[objective] = adapter
+
+    def _adapters_held(self) -> list[str]:
+        model = self.policy.model
+        return list(model.peft_config) if isinstance(model, PeftModel) else []
 
     @property
     def objectives(self) -> list[str]:
@@ -131,11 +141,15 @@ class Ensemble:
         return len(self._experts)
 
     @property
-    def model(self) -> Any:
-        return self.policy.model
+    def model(self) -> PeftModel:
+        """The base model with the experts' LoRA adapters."""
+        model = self.policy.model
+        if not isinstance(model, PeftModel):
+            raise ConfigError("the ensemble has no experts; add one with Ensemble.add_expert")
+        return model
 
     @property
-    def tokenizer(self) -> Any:
+    def tokenizer(self) -> PreTrainedTokenizerBase:
         return self.policy.tokenizer
 
     @property

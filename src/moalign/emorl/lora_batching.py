@@ -13,16 +13,18 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 from peft.tuners.lora.layer import Linear as LoraLinear
 from peft.utils import AuxiliaryTrainingWrapper
 
 
-def lora_layers(model: Any) -> list[Any]:
+def lora_layers(model: torch.nn.Module) -> list[Any]:
+    """Every LoRA layer of `model` (PEFT's `LoraLayer` modules; their adapters are dynamic)."""
     return [m for m in model.modules() if isinstance(m, LoraLayer)]
 
 
-def _fast_path_ok(model: Any, layers: list[Any], adapters: list[str]) -> bool:
+def _fast_path_ok(model: torch.nn.Module, layers: list[Any], adapters: list[str]) -> bool:
     """Plain (vanilla, unmerged, nn.Linear-based) LoRA everywhere and no `modules_to_save`
     copies: then the stacked `bmm` path computes exactly what PEFT does."""
     if any(isinstance(m, AuxiliaryTrainingWrapper) for m in model.modules()):
@@ -58,7 +60,8 @@ def _bmm_hook(a_t: torch.Tensor, b_t: torch.Tensor) -> Callable[..., Any]:
     """Forward hook adding expert k's LoRA delta x·A_k^T·(s_k·B_k)^T to its block of rows."""
     k = a_t.shape[0]
 
-    def hook(module: Any, args: tuple, kwargs: dict, output: torch.Tensor) -> torch.Tensor:
+    def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
+             output: torch.Tensor) -> torch.Tensor:
         x = args[0] if args else kwargs["x"]
         xa = torch.bmm(x.reshape(k, -1, x.shape[-1]).to(a_t.dtype), a_t)  # (K, B·T, R)
         if output.dtype == b_t.dtype and output.is_contiguous():
@@ -70,14 +73,16 @@ def _bmm_hook(a_t: torch.Tensor, b_t: torch.Tensor) -> Callable[..., Any]:
 
 
 def _inject_names(names: list[str]) -> Callable[..., Any]:
-    def pre_hook(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    def pre_hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+                 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return args, {**kwargs, "adapter_names": names}
 
     return pre_hook
 
 
 @contextmanager
-def expert_major_batch(model: Any, adapters: list[str], rows_per_expert: int) -> Iterator[None]:
+def expert_major_batch(model: PeftModel, adapters: list[str], rows_per_expert: int
+                       ) -> Iterator[None]:
     """Inside this context, a batch of K·rows_per_expert rows runs expert k on rows
     ``k·rows … (k+1)·rows-1`` (LoRA delta ``s_k·B_k·A_k·x``), in one forward for all experts."""
     layers = lora_layers(model)

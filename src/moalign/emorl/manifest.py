@@ -17,12 +17,13 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from moalign.core.config import ConfigError
 from moalign.core.errors import ModelNotFoundError, ObjectiveError
 from moalign.core.io import atomic_dir, atomic_write_json
 from moalign.core.naming import check_name
+from moalign.emorl.ensemble import Ensemble
+from moalign.models import load_policy
 from moalign.runs.layout import ENSEMBLE_JSON, SeedDir, UnitDir
 
 MANIFEST = ENSEMBLE_JSON
@@ -75,11 +76,8 @@ class EnsembleManifest:
                 "weights")
 
 
-def load_ensemble(run_dir: str | Path, device: str = "auto") -> tuple[Any, EnsembleManifest]:
+def load_ensemble(run_dir: str | Path, device: str = "auto") -> tuple[Ensemble, EnsembleManifest]:
     """Load the base policy once and attach every expert of the manifest as a named adapter."""
-    from moalign.emorl.ensemble import Ensemble
-    from moalign.models import load_policy
-
     manifest = EnsembleManifest.load(run_dir)
     if not manifest.experts:
         raise ObjectiveError(f"{Path(run_dir) / MANIFEST} lists no experts")
@@ -131,12 +129,20 @@ def create_ensemble(run_dir: str | Path, base: str, experts: Mapping[str, str | 
                           "ensemble add`, or pass --force to replace it")
     if not experts:
         raise ConfigError("give at least one --expert name=PATH")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    manifest = EnsembleManifest(base=base, system=system)
-    for name, path in experts.items():
+    for name, path in experts.items():  # every error before anything is written
         check_name("objective", name)
-        manifest.add_expert(name, place_adapter(run_dir, name, path, copy))
-    manifest.save(run_dir)
+        adapter_folder(path)
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        manifest = EnsembleManifest(base=base, system=system)
+        for name, path in experts.items():
+            manifest.add_expert(name, place_adapter(run_dir, name, path, copy))
+        manifest.save(run_dir)
+    except BaseException:
+        if created:  # a failed create leaves no half-made folder behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return manifest
 
 

@@ -11,7 +11,7 @@ One readable loop, `train_scst`, does everything; the maths lives in `moalign.al
         A        <- scst_advantages(r, n)          (reward − mean of the prompt's n samples)
         loss     <- scst_loss(log π (train mode), A, per-sample KL)  -> backward, clip, AdamW
         every `val_every` steps: greedy validation on a fixed batch, DynaOpt update, convergence
-        every `save_every` steps: atomic checkpoint (adapter, optimizer, RNG, cursor, bandit, ...)
+        every `save_every` steps: checkpoint-<step>/ (adapter, optimizer, RNG, cursor, bandit, ...)
 
 The reward transform is applied per objective *before* the weighting (the authors' "logsum":
 Σ_k λ_k·log r_k); for an expert (K = 1) the order does not matter. Validation rewards are always
@@ -23,18 +23,59 @@ validation `mean`. log π is taken at the sampling temperature (on-policy). Conv
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from tqdm.auto import tqdm
 
-from moalign.core.config import require
+from moalign.algorithms.dynaopt import DynaOpt
+from moalign.algorithms.losses import (
+    combine_rewards,
+    per_sample_kl,
+    scst_advantages,
+    scst_loss,
+    transform_reward,
+)
+from moalign.core.checkpoint import (
+    has_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    start_unit,
+)
+from moalign.core.config import require, require_each
+from moalign.core.errors import DataError
+from moalign.core.io import atomic_write_json
+from moalign.core.naming import check_objectives
+from moalign.core.tracking import drop_metrics_after
+from moalign.data import deterministic_split, load_prompts
+from moalign.evaluation.metrics import mean_std
+from moalign.models import Policy, attach_lora, disable_dropout, load_policy, save_adapter
+from moalign.rewards.scorers import Scorer, build_scorers, score_matrix
+from moalign.rollout import (
+    Rollout,
+    eos_token_ids,
+    policy_logprobs,
+    reference_logprobs,
+    sample,
+)
 from moalign.runs.layout import UnitDir
+from moalign.sampling import Sampling
+from moalign.scale.accelerate_ddp import (
+    GradientAverager,
+    ShardedCursor,
+    distribute_run,
+    gather_mean,
+    gather_rewards,
+)
 
 METHODS = ("expert", "uniform", "dynaopt")
 
@@ -64,27 +105,32 @@ class SCSTConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     kl_coef: float = 0.0  # per-sample KL(π || π0) penalty (0: off)
+    count_eos: bool = True  # the final EOS token counts in the loss (the authors' code: false)
     reward_transform: Literal["identity", "log"] = "identity"
     val_every: int = 8
-    val_batch: int = 8  # fixed validation prompts, decoded greedily
+    # validation: `greedy_batch` = the first `val_batch` validation prompts, one greedy response
+    # each (cheap); `sampled_split` = the EMORL authors' protocol: every validation prompt,
+    # `val_samples` responses each sampled at `temperature`, `val_batch` prompts per decode
+    val_protocol: Literal["greedy_batch", "sampled_split"] = "greedy_batch"
+    val_batch: int = 8
+    val_samples: int = 3  # sampled_split: responses per validation prompt (authors: 3)
     window: int = 20  # convergence window (validations)
     tol: float = 0.015  # converged when std/|mean| of the last `window` validation means < tol
     max_steps: int = 500
     save_every: int = 50  # checkpoint period in steps (0: only at the end)
+    keep_checkpoints: int = 2  # numbered checkpoints kept (checkpoint-<step>/, newest last)
     seed: int = 0
     out_dir: str = "runs/scst"
     adapter_name: str | None = None  # default: the objective's name (expert) or the method
     dynaopt_gamma: float = 0.07
-    dynaopt_window: int = 5
+    dynaopt_window: int = 5  # outer reward vs the mean of this many past validations (authors: 1)
     loggers: list[str] = field(default_factory=list)  # extra: tensorboard, wandb, mlflow
     device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 CPU
     progress: bool = True
 
     def validate(self) -> None:
-        require(len(self.objectives) > 0, "objectives is empty; name at least one, e.g. "
-                "objectives=[reflection]")
-        for o in self.objectives:
-            require(isinstance(o, str | dict), f"objective {o!r} must be a name or a mapping")
+        check_objectives(self.objectives, "reflection")
         K = len(self.objectives)
         if self.method == "expert":
             require(K == 1, f"method=expert trains one objective, got {K}: {self.objectives}; "
@@ -93,20 +139,20 @@ class SCSTConfig:
             require(self.method != "dynaopt", "method=dynaopt sets the weights itself; remove "
                     "`weights`")
             self._validate_weights(K)
-        for name in ("n_samples", "max_new_tokens", "batch_size", "val_every", "val_batch",
-                     "window", "max_steps", "lora_r", "max_prompt_tokens"):
-            v = getattr(self, name)
-            require(v >= 1, f"{name} must be >= 1, got {v}")
+        require_each(self, ("n_samples", "max_new_tokens", "batch_size", "val_every", "val_batch",
+                            "val_samples", "window", "max_steps", "lora_r", "max_prompt_tokens"),
+                     lambda v: v >= 1, ">= 1")
         require(self.n_samples >= 2, f"n_samples must be >= 2 for the SCST baseline (mean of the "
                 f"prompt's samples), got {self.n_samples}")
-        for name in ("lr", "temperature", "grad_clip", "tol"):
-            v = getattr(self, name)
-            require(math.isfinite(v) and v > 0, f"{name} must be a finite number > 0, got {v}")
+        require_each(self, ("lr", "temperature", "grad_clip", "tol"),
+                     lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
         require(0.0 <= self.lora_dropout < 1.0, f"lora_dropout must be in [0, 1), got "
                 f"{self.lora_dropout}")
         require(self.kl_coef >= 0, f"kl_coef must be >= 0, got {self.kl_coef}")
         require(self.save_every >= 0 and self.micro_batch >= 0,
                 "save_every and micro_batch must be >= 0")
+        require(self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1 (the newest "
+                f"checkpoint is always kept), got {self.keep_checkpoints}")
         require(0.0 < self.dynaopt_gamma <= 1.0 and self.dynaopt_window >= 1,
                 "dynaopt_gamma must be in (0, 1] (paper: 0.07) and dynaopt_window >= 1")
 
@@ -156,7 +202,7 @@ class PromptCursor:
         return {"n": self.n, "seed": self.seed, "epoch": self.epoch, "pos": self.pos}
 
 
-def _source(spec: Any, column: str) -> Any:
+def _source(spec: Any, column: str) -> list[str] | dict[str, Any]:
     if isinstance(spec, list | tuple):  # prompts given directly (Python API)
         return list(spec)
     if isinstance(spec, dict):
@@ -165,10 +211,9 @@ def _source(spec: Any, column: str) -> Any:
 
 
 def load_prompt_splits(cfg: SCSTConfig) -> tuple[list[str], list[str]]:
-    """(training prompts, fixed validation prompts); `val_data: null` holds out `val_batch`."""
-    from moalign.core.errors import DataError
-    from moalign.data import deterministic_split, load_prompts
-
+    """(training prompts, validation prompts); `val_data: null` holds out `val_batch`. With
+    `val_protocol: greedy_batch` only the first `val_batch` of `val_data` validate, with
+    `sampled_split` all of them."""
     train = load_prompts(_source(cfg.data, cfg.column))
     if cfg.val_data is None:
         if len(train) <= cfg.val_batch:
@@ -176,7 +221,8 @@ def load_prompt_splits(cfg: SCSTConfig) -> tuple[list[str], list[str]]:
                             "prompts and a training set; set val_data or a smaller val_batch")
         (shuffled,) = deterministic_split(train, (1.0,), seed=0)
         return shuffled[cfg.val_batch:], shuffled[:cfg.val_batch]
-    return train, load_prompts(_source(cfg.val_data, cfg.column))[:cfg.val_batch]
+    val = load_prompts(_source(cfg.val_data, cfg.column))
+    return train, val[:cfg.val_batch] if cfg.val_protocol == "greedy_batch" else val
 
 
 # ----------------------------------------------------------------------------- setup
@@ -187,21 +233,23 @@ class Run:
     """Everything the loop works on; `state` is what a checkpoint must restore."""
 
     cfg: SCSTConfig
-    policy: Any
-    scorers: list[Any]
+    policy: Policy
+    scorers: Sequence[Scorer]
     names: list[str]
     signs: list[float]  # +1 higher-is-better, -1 lower-is-better (negated for training)
     adapter: str
     optimizer: torch.optim.Optimizer
     train_prompts: list[str]
     val_prompts: list[str]
-    cursor: PromptCursor
-    bandit: Any = None  # DynaOpt for method=dynaopt
+    cursor: PromptCursor | ShardedCursor  # sharded over processes by `distribute_run`
+    bandit: DynaOpt | None = None  # method=dynaopt
     bandit_rng: random.Random = field(default_factory=random.Random)
     step: int = 0
     seconds: float = 0.0
-    val_history: list[dict[str, Any]] = field(default_factory=list)
+    val_history: list[dict[str, float]] = field(default_factory=list)
     converged: bool = False
+    distributed: bool = False  # set by `scale.accelerate_ddp.distribute_run`
+    grad_averager: GradientAverager | None = None  # DDP's, kept alive with the run
 
     @property
     def data_consumed(self) -> int:
@@ -218,11 +266,6 @@ def adapter_name_for(cfg: SCSTConfig, names: list[str]) -> str:
 
 def build_run(cfg: SCSTConfig) -> Run:
     """Seed, load data, scorers and policy, attach the LoRA adapter, make the optimizer."""
-    from moalign.algorithms.dynaopt import DynaOpt
-    from moalign.core.checkpoint import seed_everything
-    from moalign.models import attach_lora, disable_dropout, load_policy
-    from moalign.rewards.scorers import build_scorers
-
     seed_everything(cfg.seed)
     scorers = build_scorers(cfg.objectives)
     names = [s.name for s in scorers]
@@ -231,6 +274,7 @@ def build_run(cfg: SCSTConfig) -> Run:
             f"scores in (0, 1) where higher is better; {names} has a lower-is-better objective")
     train, val = load_prompt_splits(cfg)
     policy = load_policy(cfg.policy, device=cfg.device)
+    policy.precision = cfg.precision  # autocast of sampling and the gradient pass
     disable_dropout(policy.model)
     adapter = adapter_name_for(cfg, names)
     attach_lora(policy, adapter, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
@@ -245,30 +289,24 @@ def build_run(cfg: SCSTConfig) -> Run:
 # ----------------------------------------------------------------------------- one step
 
 
-def train_logprobs(policy: Any, r: Any, temperature: float) -> torch.Tensor:
+def train_logprobs(policy: Policy, r: Rollout, temperature: float) -> torch.Tensor:
     """log π(y_t) of the response tokens with gradients (N, T); causal LMs compute logits only
-    for the response positions (`logits_to_keep`), not for the prompt."""
-    from moalign.rollout import response_logits, token_logprobs
-
-    kw = {} if policy.is_encoder_decoder else {"logits_to_keep": r.response_ids.shape[1] + 1}
-    logits, _ = response_logits(policy.model, r, policy.is_encoder_decoder, **kw)
-    return token_logprobs(logits, r.response_ids, r.response_mask, temperature)
+    for the response positions and, without dropout, run each prompt once for its n samples
+    (`rollout.logits_for_response`)."""
+    return policy_logprobs(policy, r, temperature)
 
 
-def scst_step(run: Run, prompts: list[str]) -> dict[str, Any]:
+def loss_mask(policy: Policy, r: Rollout, count_eos: bool) -> torch.Tensor:
+    """The response tokens the SCST loss and KL count (N, T): all of them up to and including
+    EOS, or (`count_eos: false`, the EMORL authors' code) all but the final EOS token."""
+    if count_eos:
+        return r.response_mask
+    eos = torch.tensor(eos_token_ids(policy), device=r.response_ids.device)
+    return r.response_mask * ~torch.isin(r.response_ids, eos)  # (N, T), mask's dtype
+
+
+def scst_step(run: Run, prompts: list[str]) -> dict[str, float]:
     """Sample, score, weight, and take one optimizer step; return the step's statistics."""
-    from moalign.algorithms.losses import (
-        combine_rewards,
-        per_sample_kl,
-        scst_advantages,
-        scst_loss,
-        transform_reward,
-    )
-    from moalign.rewards.scorers import score_matrix
-    from moalign.rollout import reference_logprobs, sample
-    from moalign.sampling import Sampling
-    from moalign.scale.accelerate_ddp import gather_mean, gather_rewards
-
     cfg, policy = run.cfg, run.policy
     sampling = Sampling(cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature)
     rollout = sample(policy, prompts, sampling, n=cfg.n_samples, system=cfg.system,
@@ -286,13 +324,14 @@ def scst_step(run: Run, prompts: list[str]) -> dict[str, Any]:
     for start in range(0, N, chunk):
         part = rollout.select(list(range(start, min(start + chunk, N))))
         logp = train_logprobs(policy, part, cfg.temperature)  # (n, T)
+        mask = loss_mask(policy, part, cfg.count_eos)  # (n, T)
         kl = None
         if cfg.kl_coef > 0:
             ref = reference_logprobs(policy, part, cfg.temperature)
-            kl = per_sample_kl(logp, ref, part.response_mask)  # (n,)
+            kl = per_sample_kl(logp, ref, mask)  # (n,)
             kl_total += kl.detach().sum().item()
         a = adv[start:start + len(part)].to(logp.device)
-        loss = scst_loss(logp, part.response_mask, a, kl, cfg.kl_coef) * (len(part) / N)
+        loss = scst_loss(logp, mask, a, kl, cfg.kl_coef) * (len(part) / N)
         loss.backward()
         loss_total += loss.item()
     params = [p for p in policy.model.parameters() if p.requires_grad]
@@ -300,7 +339,7 @@ def scst_step(run: Run, prompts: list[str]) -> dict[str, Any]:
     run.optimizer.step()
     policy.model.eval()
     R_all, r_all = gather_rewards(R), gather_rewards(rewards)  # all processes (for the log)
-    stats: dict[str, Any] = {"loss": gather_mean(loss_total), "grad_norm": grad_norm,
+    stats: dict[str, float] = {"loss": gather_mean(loss_total), "grad_norm": grad_norm,
                              "reward": r_all.mean().item(), "kl": gather_mean(kl_total / N),
                              "response_tokens": int(rollout.response_mask.sum().item())}
     for k, name in enumerate(run.names):
@@ -310,17 +349,32 @@ def scst_step(run: Run, prompts: list[str]) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def validate(run: Run) -> dict[str, float]:
-    """Greedy responses to the fixed validation prompts: the mean raw score per objective, and
-    `mean` = the mean over objectives of the higher-is-better (sign-flipped) means."""
-    from moalign.rewards.scorers import score_matrix
-    from moalign.rollout import sample
-    from moalign.sampling import Sampling
-
+def validation_scores(run: Run) -> torch.Tensor:
+    """Raw scores (M, K) of the validation responses (`val_protocol`): one greedy response per
+    fixed prompt, or `val_samples` responses per prompt of the whole split sampled at
+    `temperature`, `val_batch` prompts per decode, with a seed of (seed, step, chunk) only (the
+    training RNG is untouched, so a resumed run validates identically)."""
     cfg = run.cfg
-    r = sample(run.policy, run.val_prompts, Sampling.greedy(cfg.max_new_tokens), n=1,
-               system=cfg.system, max_prompt_tokens=cfg.max_prompt_tokens)
-    means = score_matrix(run.scorers, r.prompts, r.responses).float().mean(dim=0).tolist()
+    if cfg.val_protocol == "greedy_batch":
+        chunks, n, sampling = [run.val_prompts], 1, Sampling.greedy(cfg.max_new_tokens)
+    else:
+        chunks = [run.val_prompts[i:i + cfg.val_batch]
+                  for i in range(0, len(run.val_prompts), cfg.val_batch)]
+        n, sampling = cfg.val_samples, Sampling(cfg.max_new_tokens, do_sample=True,
+                                                temperature=cfg.temperature)
+    scores = []
+    for i, prompts in enumerate(chunks):
+        seed = (cfg.seed * 1_000_003 + run.step) * 1_009 + i
+        r = sample(run.policy, prompts, sampling.with_seed(seed), n=n, system=cfg.system,
+                   max_prompt_tokens=cfg.max_prompt_tokens)
+        scores.append(score_matrix(run.scorers, r.prompts, r.responses).float())  # (B·n, K)
+    return torch.cat(scores)
+
+
+def validate(run: Run) -> dict[str, float]:
+    """Validation responses (`validation_scores`): the mean raw score per objective, and
+    `mean` = the mean over objectives of the higher-is-better (sign-flipped) means."""
+    means = validation_scores(run).mean(dim=0).tolist()
     out = {name: float(m) for name, m in zip(run.names, means, strict=True)}
     out["mean"] = sum(s * m for s, m in zip(run.signs, means, strict=True)) / len(means)
     return out
@@ -335,12 +389,12 @@ def has_converged(val_means: list[float], window: int, tol: float) -> bool:
     return std == 0.0 or (mean > 0 and std / mean < tol)
 
 
-def validation_record(run: Run, final: bool = False) -> dict[str, Any]:
+def validation_record(run: Run, final: bool = False) -> dict[str, float]:
     """Validate, feed DynaOpt, check convergence; return the metrics to log. The `final`
     validation (after max_steps off the validation schedule) only measures."""
     val = validate(run)
     run.val_history.append({"step": run.step, "data_consumed": run.data_consumed, **val})
-    rec: dict[str, Any] = {f"val/{k}": v for k, v in val.items()}
+    rec: dict[str, float] = {f"val/{k}": v for k, v in val.items()}
     if final:
         return {**rec, "final": True}
     if run.bandit is not None:
@@ -360,21 +414,16 @@ def validation_record(run: Run, final: bool = False) -> dict[str, Any]:
 
 
 def save_state(run: Run) -> None:
-    from moalign.core.checkpoint import save_checkpoint
-
     extra = {"cursor": run.cursor.state_dict(), "seconds": run.seconds,
              "val_history": run.val_history, "converged": run.converged,
              "bandit": run.bandit.state_dict() if run.bandit else None,
              "bandit_rng": run.bandit_rng.getstate()}
     save_checkpoint(run.cfg.out_dir, run.policy, [run.adapter], run.step, run.optimizer,
-                    extra=extra)
+                    extra=extra, keep=run.cfg.keep_checkpoints)
 
 
 def restore_state(run: Run) -> None:
     """Load the checkpoint into `run` and drop metrics logged after it (a killed run's tail)."""
-    from moalign.core.checkpoint import load_checkpoint
-    from moalign.core.tracking import drop_metrics_after
-
     state = load_checkpoint(run.cfg.out_dir, run.policy, [run.adapter], run.optimizer)
     extra = state["extra"]
     run.step, run.seconds = int(state["step"]), float(extra["seconds"])
@@ -392,17 +441,16 @@ def restore_state(run: Run) -> None:
 # ----------------------------------------------------------------------------- the loop
 
 
-def _progress(run: Run) -> Any:
-    from tqdm.auto import tqdm
-
+def _progress(run: Run) -> tqdm:
     return tqdm(total=run.cfg.max_steps, initial=run.step, disable=not run.cfg.progress,
                 desc=f"scst {run.adapter}", unit="step", dynamic_ncols=True)
 
 
-def _postfix(stats: dict[str, Any], run: Run) -> dict[str, str]:
+def _postfix(stats: dict[str, float], run: Run) -> dict[str, str]:
     post = {n[:12]: f"{stats[f'reward/{n}']:.3f}" for n in run.names}
     if run.val_history:
-        post["val"] = f"{run.val_history[-1]['mean']:.3f}"
+        last = run.val_history[-1]  # with its step: it is as old as the last validation
+        post["val"] = f"{last['mean']:.3f}@{last['step']}"
     post["samples/s"] = f"{stats['samples_per_s']:.1f}"
     return post
 
@@ -412,22 +460,15 @@ def train_scst(cfg: SCSTConfig, resume: bool = False) -> dict[str, Any]:
 
     `seconds` counts training steps and their validations (not model loading nor the step-0 /
     final validations) and accumulates across resumes. With `resume`, the run continues from
-    `out_dir/checkpoint` and reaches the same adapter and metrics as an uninterrupted run.
+    the newest complete checkpoint in `out_dir` and reaches the same adapter and metrics as an
+    uninterrupted run.
     """
-    from moalign.core.config import save_config
-    from moalign.core.tracking import make_logger
-    from moalign.scale.accelerate_ddp import distribute_run
-
     cfg.validate()
-    out = Path(cfg.out_dir)
     run = build_run(cfg)
     if resume:
         restore_state(run)
-    else:
-        UnitDir(out).metrics.unlink(missing_ok=True)  # a fresh run starts a fresh log
     run = distribute_run(run)  # no-op unless started by `accelerate launch` with > 1 process
-    save_config(cfg, out)
-    logger = make_logger(out, cfg.loggers, dataclasses.asdict(cfg))
+    logger = start_unit(cfg, cfg.out_dir, cfg.loggers, resume)  # fresh: old log, checkpoints go
     if not run.val_history:  # step 0: the untrained policy is always validated
         logger.log({"data_consumed": 0, "seconds": 0.0, **validation_record(run)}, step=0)
     bar = _progress(run)
@@ -459,9 +500,6 @@ def train_scst(cfg: SCSTConfig, resume: bool = False) -> dict[str, Any]:
 
 def finish(run: Run) -> dict[str, Any]:
     """Save the final adapter and write summary.json."""
-    from moalign.core.io import atomic_write_json
-    from moalign.models import save_adapter
-
     unit = UnitDir(Path(run.cfg.out_dir))
     save_adapter(run.policy, run.adapter, unit.adapter)
     first, last = run.val_history[0], run.val_history[-1]
@@ -483,8 +521,6 @@ def finish(run: Run) -> dict[str, Any]:
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
-    from moalign.evaluation.metrics import mean_std
-
     m, s = mean_std(values)
     return {"mean": m, "std": s}
 
@@ -492,11 +528,6 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 def train_seeds(cfg: SCSTConfig, seeds: list[int], resume: bool = False) -> dict[str, Any]:
     """Train one run per seed into `out_dir/seed_<s>/`; write `seeds_summary.json` (mean ± std,
     sample std over seeds). With `resume`, finished seeds are reused and interrupted ones resume."""
-    import json
-
-    from moalign.core.checkpoint import has_checkpoint
-    from moalign.core.io import atomic_write_json
-
     require(len(seeds) > 0, "seeds is empty; pass e.g. --seeds 0,1,2")
     runs = []
     for s in seeds:

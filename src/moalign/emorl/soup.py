@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 import torch
+from peft import PeftModel
 
+from moalign.emorl.ensemble import Ensemble
 from moalign.emorl.lora_batching import lora_layers
 from moalign.rollout import encode_prompts, eos_token_ids, inference, pad_token_id
 from moalign.sampling import Sampling
 
-if TYPE_CHECKING:
-    from moalign.emorl.ensemble import Ensemble
 
-
-def soup_adapter(model: Any, adapters: list[str], weights: Sequence[float]) -> str:
+def soup_adapter(model: PeftModel, adapters: list[str], weights: Sequence[float]) -> str:
     """Add a temporary adapter with ΔW = Σ_i w_i·α_i/r_i·B_i·A_i exactly (EMORL Eq. 3).
 
     PEFT's ``combination_type="linear"`` scales A and B by sqrt(w_i·s_i) each and sums them
@@ -36,11 +34,15 @@ def soup_adapter(model: Any, adapters: list[str], weights: Sequence[float]) -> s
 
 def params_ids(ensemble: Ensemble, prompts: list[str], w: torch.Tensor, sampling: Sampling,
                eos_token_id: int | list[int] | None) -> torch.Tensor:
-    """One soup adapter per distinct weight row; one `generate` over a mixed-adapter batch."""
+    """One soup adapter per distinct weight row; one `generate` over a mixed-adapter batch
+    (rows are already one per returned sequence: ``num_return_sequences`` is expanded by the
+    caller)."""
     model, policy = ensemble.model, ensemble.policy
     rows = [tuple(r) for r in w.cpu().tolist()]
     soups: dict[tuple[float, ...], str] = {}
-    n_new = sampling.max_new_tokens
+    kwargs = sampling.hf_kwargs()  # every option as `generate` reads it (stop strings too)
+    if eos_token_id == []:  # no stop token: always max_new_tokens
+        kwargs["min_new_tokens"] = sampling.max_new_tokens
     try:
         for r in dict.fromkeys(rows):
             soups[r] = soup_adapter(model, ensemble.adapter_names, r)
@@ -51,8 +53,7 @@ def params_ids(ensemble: Ensemble, prompts: list[str], w: torch.Tensor, sampling
             out = model.generate(
                 **enc, adapter_names=[soups[r] for r in rows],
                 eos_token_id=eos_token_ids(policy, eos_token_id) or None,
-                min_new_tokens=n_new if eos_token_id == [] else None,
-                pad_token_id=pad_token_id(policy), **sampling.hf_kwargs())
+                pad_token_id=pad_token_id(policy), tokenizer=policy.tokenizer, **kwargs)
     finally:
         for name in soups.values():
             model.delete_adapter(name)

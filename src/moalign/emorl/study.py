@@ -30,13 +30,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from moalign.core.config import embed, fill, require
+from moalign.algorithms.grid_search import IterationRecord
+from moalign.configs import shipped_config, shipped_config_names
+from moalign.core.config import (
+    ConfigError,
+    embed,
+    fill,
+    load_config,
+    load_yaml,
+    parse_overrides,
+    require,
+)
 from moalign.core.naming import check_name, objective_name
-from moalign.emorl.scst import SCSTConfig
-from moalign.emorl.weight_search import SearchConfig
+from moalign.data import load_prompts
+from moalign.emorl.decoding import Level
+from moalign.emorl.manifest import EnsembleManifest, load_ensemble
+from moalign.emorl.scst import SCSTConfig, train_scst
+from moalign.emorl.weight_search import SearchConfig, describe_iteration, run_search, search_cost
+from moalign.evaluation.evaluate import GenerateFn, ensemble_generate_fn, policy_generate_fn
+from moalign.models import load_adapter, load_policy
+from moalign.molma.study import MolmaStudyConfig, run_molma_study
 from moalign.runs.layout import RunDir
 from moalign.runs.stages import (
     EvaluationSection,
+    LoadedModels,
     PolicySection,
     System,
     base_label,
@@ -56,10 +73,11 @@ from moalign.runs.stages import (
     upgrade_sections,
     write_report,
 )
+from moalign.sampling import Sampling
 
 BASELINES = ("uniform", "dynaopt", "soup", "logits")
 TRAINED_BASELINES = ("uniform", "dynaopt")
-LEVEL_OF = {"soup": "params", "logits": "logits", "emorl": "states"}
+LEVEL_OF: dict[str, Level] = {"soup": "params", "logits": "logits", "emorl": "states"}
 
 
 # ----------------------------------------------------------------------------- config
@@ -117,10 +135,14 @@ class StudyConfig:
     search: SearchConfig = embed(SearchConfig, SEARCH_SET_BY)
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
-    # the logits baseline: `raw` = Σ w_i·logits_i (EMORL §11.2; equals `states` exactly for a
-    # bias-free linear LM head), `probs` = Σ w_i·p_i / Σ w_i (a mixture of the experts'
-    # next-token distributions)
-    logits_space: Literal["raw", "probs"] = "raw"
+    # the logits baseline: `probs` = Σ w_i·p_i / Σ w_i (a mixture of the experts' next-token
+    # distributions); `raw` = Σ w_i·logits_i (EMORL §11.2) equals EMORL `states` exactly for a
+    # bias-free linear LM head, so a study refuses it next to the states row it would duplicate
+    logits_space: Literal["raw", "probs"] = "probs"
+    # how the EMORL (states) system decodes the test prompts: `evaluation` = like every other
+    # system (the `evaluation` section's sampling), `argmax` = greedily, token = argmax(logits)
+    # as EMORL Eq. 2 and the authors' code do (every generation run then repeats one output)
+    emorl_decoding: Literal["evaluation", "argmax"] = "evaluation"
     out_dir: str = "runs/emorl"
     workers: int = 1  # > 1: train experts / baselines as parallel Ray jobs
     ray_address: str | None = None  # join an existing Ray cluster ("auto" or "ray://host:10001")
@@ -135,6 +157,10 @@ class StudyConfig:
         bad = sorted(set(self.baselines) - set(BASELINES))
         require(not bad, f"unknown baseline(s) {bad}; choose from {list(BASELINES)}")
         require(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        require("logits" not in self.baselines or self.logits_space != "raw",
+                "logits_space: raw makes the logits baseline equal the EMORL states row (a "
+                "bias-free linear LM head gives Σ w·logits = lm_head(Σ w·h)); use "
+                "logits_space: probs")
         require(self.gpus_per_job >= 0, f"gpus_per_job must be >= 0, got {self.gpus_per_job}")
         check_seeds(self.training_seeds, "training_seeds")
         # the run configs the study will build, checked now rather than stages later
@@ -168,10 +194,8 @@ def scst_config(cfg: StudyConfig, objectives: list[Any], method: str, seed: int,
                 out_dir=str(out_dir), device=cfg.policy.device)
 
 
-def _train_scst_unit(scst_cfg: Any) -> dict[str, Any]:
+def _train_scst_unit(scst_cfg: SCSTConfig) -> dict[str, Any]:
     """Train one SCST run unless its summary.json exists; resume from a checkpoint if any."""
-    from moalign.emorl.scst import train_scst
-
     return train_or_resume(train_scst, scst_cfg)
 
 
@@ -197,8 +221,6 @@ def train_experts(cfg: StudyConfig, run_dir: Path) -> None:
 
 
 def build_ensembles(cfg: StudyConfig, run_dir: Path) -> None:
-    from moalign.emorl.manifest import EnsembleManifest
-
     def run() -> list[str]:
         for s in training_seeds(cfg):
             sd = RunDir(run_dir).seed(s)
@@ -219,15 +241,14 @@ def search_config(cfg: StudyConfig, seed: int, run_dir: Path) -> SearchConfig:
 
 def search_weights(cfg: StudyConfig, run_dir: Path) -> None:
     """Hierarchical grid search per seed; the first seed's ensemble is published at the top."""
-    from moalign.emorl.manifest import EnsembleManifest
-    from moalign.emorl.weight_search import describe_iteration, run_search
 
     def run() -> dict[str, Any]:
         best = {}
         for s in training_seeds(cfg):
-            result = run_search(search_config(cfg, s, run_dir),
-                                on_iteration=lambda e, s=s: say(f"search seed {s} "
-                                                                f"{describe_iteration(e)}"))
+            def progress(entry: IterationRecord, s: int = s) -> None:
+                say(f"search seed {s} {describe_iteration(entry)}")
+
+            result = run_search(search_config(cfg, s, run_dir), on_iteration=progress)
             best[str(s)] = {"weights": list(result.best_point), "score": result.best_score}
         first_seed = training_seeds(cfg)[0]
         first = EnsembleManifest.load(RunDir(run_dir).seed(first_seed).root)
@@ -260,15 +281,14 @@ def train_baselines(cfg: StudyConfig, run_dir: Path) -> None:
 
 
 def emorl_systems(cfg: StudyConfig) -> list[System]:
-    from moalign.evaluation.evaluate import ensemble_generate_fn, policy_generate_fn
-
     sampling, system = evaluation_sampling(cfg.evaluation), cfg.policy.system
 
-    def plain(adapter: str | None) -> Callable[[Any], Any]:
+    def plain(adapter: str | None) -> Callable[[LoadedModels], GenerateFn]:
         return lambda m: policy_generate_fn(m["policy"], sampling, system, adapter)
 
-    def aggregated(level: str) -> Callable[[Any], Any]:
-        return lambda m: ensemble_generate_fn(m["ensemble"], m["weights"], level, sampling,
+    def aggregated(level: Level, how: Sampling = sampling
+                   ) -> Callable[[LoadedModels], GenerateFn]:
+        return lambda m: ensemble_generate_fn(m["ensemble"], m["weights"], level, how,
                                               system, logits_space=cfg.logits_space)
 
     systems = [System("base", base_label(cfg.policy.name), "ensemble", plain(None))]
@@ -281,28 +301,31 @@ def emorl_systems(cfg: StudyConfig) -> list[System]:
         group = "adapters" if b in TRAINED_BASELINES else "ensemble"
         make = plain(b) if b in TRAINED_BASELINES else aggregated(LEVEL_OF[b])
         systems.append(System(b, labels[b], group, make))
-    systems.append(System("emorl", "EMORL (states)", "ensemble", aggregated("states")))
+    if cfg.emorl_decoding == "argmax":
+        argmax = Sampling.greedy(cfg.evaluation.max_new_tokens)
+        systems.append(System("emorl", "EMORL (states, argmax)", "ensemble",
+                              aggregated("states", argmax)))
+    else:
+        systems.append(System("emorl", "EMORL (states)", "ensemble", aggregated("states")))
     return systems
 
 
-def _load_group(cfg: StudyConfig, run_dir: Path, seed: int, group: str) -> dict[str, Any]:
-    from moalign.emorl.manifest import EnsembleManifest, load_ensemble
-    from moalign.models import load_adapter, load_policy
-
+def _load_group(cfg: StudyConfig, run_dir: Path, seed: int, group: str) -> LoadedModels:
     sd = RunDir(run_dir).seed(seed)
     if group == "ensemble":
         ensemble, manifest = load_ensemble(sd.root, device=cfg.policy.device)
-        weights = manifest.best_weights or EnsembleManifest.load(sd.root).best_weights
-        return {"ensemble": ensemble, "policy": ensemble.policy, "weights": weights}
+        if manifest.best_weights is None:
+            raise ConfigError(f"{sd.ensemble_json} has no best_weights; delete "
+                              f"{RunDir(run_dir).stage_marker('search')} to search again")
+        return {"ensemble": ensemble, "policy": ensemble.policy, "weights": manifest.best_weights}
     policy = load_policy(cfg.policy.name, device=cfg.policy.device)
     for m in (b for b in cfg.baselines if b in TRAINED_BASELINES):
         load_adapter(policy, sd.baseline(m).adapter, m)
     return {"policy": policy}
 
 
-def test_prompts(cfg: Any) -> list[str]:
-    from moalign.data import load_prompts
-
+def evaluation_prompts(cfg: StudyConfig) -> list[str]:
+    """The test split's prompts the systems answer (`evaluation.test_prompts` of them; 0: all)."""
     spec = cfg.data.test
     prompts = load_prompts({"column": cfg.data.column, **spec} if isinstance(spec, dict) else
                            {"path": str(spec), "column": cfg.data.column})
@@ -313,7 +336,7 @@ def test_prompts(cfg: Any) -> list[str]:
 def evaluate_systems(cfg: StudyConfig, run_dir: Path) -> None:
     def run() -> dict[str, Any]:
         systems = emorl_systems(cfg)
-        n = run_units(cfg, run_dir, systems, test_prompts(cfg),
+        n = run_units(cfg, run_dir, systems, evaluation_prompts(cfg),
                       lambda seed, group: _load_group(cfg, run_dir, model_seed(cfg, seed), group),
                       cfg.objectives)
         return {"systems": [s.key for s in systems], "units_evaluated": n}
@@ -325,13 +348,18 @@ def evaluate_systems(cfg: StudyConfig, run_dir: Path) -> None:
 
 
 def training_costs(cfg: StudyConfig, run_dir: Path) -> dict[str, dict[str, list[float]]]:
-    """Data (prompts) and seconds per seed for each system (EMORL: max expert + search)."""
+    """Data (prompts) and seconds per seed for each system (EMORL §6: max expert + search).
+
+    `data` counts the search in moalign's convention (distinct weight points decoded ×
+    prompts), `data_paper` in the EMORL paper's (3^K·I grid points × prompts, no cache); the
+    two differ only for the aggregated systems (`weight_search.COST_CONVENTIONS`)."""
     costs: dict[str, dict[str, list[float]]] = {}
 
-    def add(key: str, data: float, seconds: float) -> None:
-        c = costs.setdefault(key, {"data": [], "seconds": []})
+    def add(key: str, data: float, seconds: float, data_paper: float | None = None) -> None:
+        c = costs.setdefault(key, {"data": [], "seconds": [], "data_paper": []})
         c["data"].append(float(data))
         c["seconds"].append(float(seconds))
+        c["data_paper"].append(float(data if data_paper is None else data_paper))
 
     for s in training_seeds(cfg):
         sd = RunDir(run_dir).seed(s)
@@ -339,11 +367,15 @@ def training_costs(cfg: StudyConfig, run_dir: Path) -> dict[str, dict[str, list[
         for n, e in zip(cfg.objective_names, experts, strict=True):
             add(f"expert_{n}", e["data_consumed"], e["seconds"])
         search = read_json(sd.search.summary)
-        n_prompts = read_json(sd.search.fingerprint)["n_prompts"]
-        agg_data = search.get("n_evaluated_total", 0) * n_prompts  # prompts decoded by search
+        if "data_paper" not in search:  # a search summary written before both conventions
+            n_prompts = read_json(sd.search.fingerprint)["n_prompts"]
+            search = {**search, **search_cost(search.get("n_evaluated_total", 0),
+                                              search.get("n_points_visited", 0), n_prompts)}
+        expert_data = max(e["data_consumed"] for e in experts)
         for key in ("emorl", "soup", "logits"):
-            add(key, max(e["data_consumed"] for e in experts) + agg_data,
-                max(e["seconds"] for e in experts) + search.get("seconds", 0.0))
+            add(key, expert_data + search["data_moalign"],
+                max(e["seconds"] for e in experts) + search.get("seconds", 0.0),
+                expert_data + search["data_paper"])
         for m in (b for b in cfg.baselines if b in TRAINED_BASELINES):
             b = read_json(sd.baseline(m).summary)
             add(m, b["data_consumed"], b["seconds"])
@@ -353,7 +385,7 @@ def training_costs(cfg: StudyConfig, run_dir: Path) -> dict[str, dict[str, list[
 def summarise_emorl(cfg: StudyConfig, run_dir: Path) -> None:
     stage(run_dir, "summary", lambda: summarise(cfg, run_dir, emorl_systems(cfg),
                                                 training_costs(cfg, run_dir),
-                                                len(test_prompts(cfg))))
+                                                len(evaluation_prompts(cfg))))
 
 
 def run_emorl_study(cfg: StudyConfig) -> Path:
@@ -374,39 +406,31 @@ def run_emorl_study(cfg: StudyConfig) -> Path:
 # ----------------------------------------------------------------------------- dispatch
 
 
-def load_study(path: str | Path, overrides: list[str] | None = None) -> Any:
+def load_study(path: str | Path, overrides: list[str] | None = None
+               ) -> StudyConfig | MolmaStudyConfig:
     """Load a study config, choosing the dataclass from its `kind` (emorl | molma).
 
     `path` is a YAML file, or the bare name of a shipped config (`counsel-demo`) when no such
     file exists here.
     """
-    import yaml
-
-    from moalign.configs import shipped_config, shipped_config_names
-    from moalign.core.config import ConfigError, load_config, parse_overrides
-
     p = Path(path)
     if not p.is_file():
         if len(p.parts) != 1:
             raise ConfigError(f"config file {p} does not exist; shipped configs: "
                               f"{', '.join(shipped_config_names())}")
         p = shipped_config(p.name)
-    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    data = load_yaml(p)
     kind = str(data.get("kind", "emorl")) if isinstance(data, dict) else "emorl"
     kind = str(parse_overrides(overrides).get("kind", kind))
     if kind == "emorl":
         return load_config(StudyConfig, p, overrides)
     if kind == "molma":
-        from moalign.molma.study import MolmaStudyConfig
-
         return load_config(MolmaStudyConfig, p, overrides)
     raise ConfigError(f"{p}: unknown kind {kind!r}; use kind: emorl or kind: molma")
 
 
-def run_study(cfg: Any) -> Path:
+def run_study(cfg: StudyConfig | MolmaStudyConfig) -> Path:
     """Run the study a config describes (`moalign run`)."""
     if isinstance(cfg, StudyConfig):
         return run_emorl_study(cfg)
-    from moalign.molma.study import run_molma_study
-
     return run_molma_study(cfg)

@@ -23,10 +23,25 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from moalign.algorithms.grid_search import SearchResult
-from moalign.core.config import ConfigError, require
+from moalign.algorithms.grid_search import (
+    EvaluateFn,
+    IterationRecord,
+    SearchResult,
+    grid_search,
+    hierarchical_grid_search,
+    random_search,
+)
+from moalign.core.config import ConfigError, require, require_each, save_config
+from moalign.core.errors import ObjectiveError
+from moalign.core.io import atomic_write_json, read_jsonl
+from moalign.data import load_prompts
+from moalign.emorl.manifest import EnsembleManifest, load_ensemble
+from moalign.evaluation.evaluate import make_weight_evaluator
+from moalign.evaluation.metrics import hypervolume, pareto_front
+from moalign.rewards.scorers import Scorer, build_scorers
+from moalign.runs import plots
 from moalign.runs.layout import SearchDir, SeedDir
 from moalign.sampling import Sampling
 
@@ -34,6 +49,8 @@ from moalign.sampling import Sampling
 @dataclass
 class SearchConfig:
     """Weight search over an ensemble's experts (one config per `moalign search`)."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"score_weights": "weights"}  # old names still load
 
     ensemble: str = ""  # run directory holding ensemble.json
     out_dir: str | None = None  # default: <ensemble>/search
@@ -43,16 +60,19 @@ class SearchConfig:
     n_prompts: int = 16  # validation prompts used (0: all)
     method: Literal["hierarchical", "grid", "random"] = "hierarchical"
     iterations: int = 5  # hierarchical: grid step 2^-iterations
-    grid_step: float = 0.25  # grid: points {0, step, ..., 1}^K
+    grid_step: float = 0.25  # grid: points {0, step, ..., 1}^K (1/32: 33^3, not the paper's 32^3)
     n_random: int = 64  # random: number of points
     seed: int = 0  # random points and sampling
-    simplex: bool | None = None  # normalise points to sum 1; default: greedy states/logits
+    # normalise points to sum 1 and skip (0, ..., 0) (the authors evaluate it); default: greedy
+    # states/logits, where only weight ratios matter
+    simplex: bool | None = None
     level: Literal["states", "logits", "params"] = "states"
     max_new_tokens: int = 64
     do_sample: bool = False  # greedy by default (deterministic search)
     temperature: float = 1.0
     top_p: float = 1.0
-    score_weights: dict[str, float] | None = None  # search score = Σ w·r; default: mean reward
+    weights: dict[str, float] | None = None  # objective weights of the search score Σ w·r
+    #                                          (default: the mean reward)
     system: str | None = None  # default: the manifest's system prompt
     chunk_size: int = 256  # sequences per generation call
     points_per_call: int = 0  # weight points per evaluation call (0: a whole iteration)
@@ -64,9 +84,8 @@ class SearchConfig:
     def validate(self) -> None:
         require(bool(self.ensemble), "ensemble is not set; pass --ensemble RUN_DIR (a folder "
                 "with ensemble.json, made by `moalign ensemble create` or `moalign run`)")
-        for name in ("iterations", "n_random", "max_new_tokens", "chunk_size"):
-            v = getattr(self, name)
-            require(v >= 1, f"{name} must be >= 1, got {v}")
+        require_each(self, ("iterations", "n_random", "max_new_tokens", "chunk_size"),
+                     lambda v: v >= 1, ">= 1")
         require(self.n_prompts >= 0, f"n_prompts must be >= 0 (0: all), got {self.n_prompts}")
         require(self.points_per_call >= 0, "points_per_call must be >= 0 (0: a whole iteration)")
         n = round(1.0 / self.grid_step) if self.grid_step > 0 else 0
@@ -90,11 +109,8 @@ class SearchConfig:
 # ----------------------------------------------------------------------------- inputs
 
 
-def build_search_scorers(objectives: Any, expert_names: list[str]) -> list[Any]:
+def build_search_scorers(objectives: Any, expert_names: list[str]) -> list[Scorer]:
     """Scorers for the search: `objectives` (list or {name: spec}) or one per expert name."""
-    from moalign.core.errors import ObjectiveError
-    from moalign.rewards.scorers import build_scorers
-
     if objectives is None:
         try:
             return build_scorers(list(expert_names))
@@ -112,8 +128,6 @@ def build_search_scorers(objectives: Any, expert_names: list[str]) -> list[Any]:
 
 def load_search_prompts(data: Any, column: str = "prompt", n_prompts: int = 0) -> list[str]:
     """Validation prompts from an embedded name, a file, a list or a `load_prompts` dict."""
-    from moalign.data import load_prompts
-
     if isinstance(data, list | tuple):
         prompts = [str(p) for p in data]
     elif isinstance(data, dict):
@@ -143,15 +157,15 @@ def _yaml_safe(spec: Any) -> Any:
 
 
 def check_score_weights(score_weights: dict[str, float] | None, names: list[str]) -> None:
-    """`score_weights` must name every objective exactly once, with finite values."""
+    """`weights` must name every objective exactly once, with finite values."""
     if score_weights is None:
         return
     require(set(score_weights) == set(names),
-            f"score_weights names {sorted(score_weights)} but the objectives are {names}; "
-            "give one weight per objective, e.g. score_weights={"
+            f"weights names {sorted(score_weights)} but the objectives are {names}; "
+            "give one weight per objective, e.g. weights={"
             + ",".join(f"{n}: 1" for n in names) + "}")
     require(all(math.isfinite(float(v)) for v in score_weights.values()),
-            f"score_weights must be finite numbers, got {score_weights}")
+            f"weights must be finite numbers, got {score_weights}")
 
 
 def folder_digest(folder: Path) -> str:
@@ -163,7 +177,7 @@ def folder_digest(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def search_fingerprint(cfg: SearchConfig, manifest: Any, scorer_names: list[str],
+def search_fingerprint(cfg: SearchConfig, manifest: EnsembleManifest, scorer_names: list[str],
                        prompts: list[str]) -> dict[str, Any]:
     """What makes cached evaluations valid: experts (and their weights), objectives, prompts,
     aggregation level and decoding settings."""
@@ -177,15 +191,13 @@ def search_fingerprint(cfg: SearchConfig, manifest: Any, scorer_names: list[str]
         "max_new_tokens": cfg.max_new_tokens, "do_sample": cfg.do_sample,
         "temperature": cfg.temperature if cfg.do_sample else None,
         "top_p": cfg.top_p if cfg.do_sample else None,
-        "seed": cfg.seed if cfg.do_sample else None, "score_weights": cfg.score_weights,
+        "seed": cfg.seed if cfg.do_sample else None, "score_weights": cfg.weights,
         "system": cfg.system if cfg.system is not None else manifest.system,
     }
 
 
 def prepare_out_dir(out: Path, fingerprint: dict[str, Any], fresh: bool) -> None:
     """Start over (``fresh``), resume (same fingerprint), or refuse mixing different searches."""
-    from moalign.core.io import atomic_write_json
-
     d = SearchDir(out)
     results, fp_path = d.results, d.fingerprint
     if fresh:
@@ -204,19 +216,17 @@ def prepare_out_dir(out: Path, fingerprint: dict[str, Any], fresh: bool) -> None
 # ----------------------------------------------------------------------------- search
 
 
-def run_method(cfg: SearchConfig, evaluate: Any, k: int, results_path: Path,
-               on_iteration: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
+def run_method(cfg: SearchConfig, evaluate: EvaluateFn, k: int, results_path: Path,
+               on_iteration: Callable[[IterationRecord], None] | None = None) -> SearchResult:
     """Dispatch to the hierarchical / grid / random search of `moalign.algorithms.grid_search`."""
-    from moalign.algorithms import grid_search as search
-
-    common = dict(simplex=cfg.resolved_simplex(), results_path=results_path,
-                  batch_size=cfg.points_per_call or None)
+    simplex, batch = cfg.resolved_simplex(), cfg.points_per_call or None
     if cfg.method == "hierarchical":
-        return search.hierarchical_grid_search(evaluate, k, cfg.iterations,
-                                               on_iteration=on_iteration, **common)
+        return hierarchical_grid_search(evaluate, k, cfg.iterations, simplex=simplex,
+                                        results_path=results_path, batch_size=batch,
+                                        on_iteration=on_iteration)
     if cfg.method == "grid":
-        return search.grid_search(evaluate, k, cfg.grid_step, **common)
-    return search.random_search(evaluate, k, cfg.n_random, cfg.seed, **common)
+        return grid_search(evaluate, k, cfg.grid_step, simplex, results_path, batch)
+    return random_search(evaluate, k, cfg.n_random, cfg.seed, simplex, results_path, batch)
 
 
 def search_sampling(cfg: SearchConfig) -> Sampling:
@@ -224,7 +234,7 @@ def search_sampling(cfg: SearchConfig) -> Sampling:
     return Sampling(cfg.max_new_tokens, cfg.do_sample, cfg.temperature, cfg.top_p, cfg.seed)
 
 
-def describe_iteration(entry: dict[str, Any]) -> str:
+def describe_iteration(entry: IterationRecord) -> str:
     """One progress line for a finished hierarchical-search iteration (its history entry)."""
     best = ", ".join(f"{x:.4g}" for x in entry["best_point"] or [])
     return (f"iteration {entry['iteration']}: {entry['n_new']} new points, best "
@@ -232,26 +242,22 @@ def describe_iteration(entry: dict[str, Any]) -> str:
 
 
 def run_search(cfg: SearchConfig,
-               on_iteration: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
+               on_iteration: Callable[[IterationRecord], None] | None = None) -> SearchResult:
     """Search aggregation weights for the ensemble in ``cfg.ensemble``; write every artifact."""
-    from moalign.core.config import save_config
-    from moalign.emorl.manifest import EnsembleManifest, load_ensemble
-    from moalign.evaluation.evaluate import make_weight_evaluator
-
     cfg.validate()
     out = cfg.resolved_out_dir()
     manifest = EnsembleManifest.load(cfg.ensemble)  # settle every user error before loading
     scorers = build_search_scorers(cfg.objectives, manifest.objectives)
     names = [s.name for s in scorers]
     prompts = load_search_prompts(cfg.data, cfg.column, cfg.n_prompts)
-    check_score_weights(cfg.score_weights, names)
+    check_score_weights(cfg.weights, names)
     prepare_out_dir(out, search_fingerprint(cfg, manifest, names, prompts), cfg.fresh)
     save_config(replace(cfg, objectives=_yaml_safe(cfg.objectives), fresh=False), out)
     ensemble, manifest = load_ensemble(cfg.ensemble, device=cfg.device)
     evaluate = make_weight_evaluator(
         ensemble, prompts, scorers, level=cfg.level, sampling=search_sampling(cfg),
         system=cfg.system if cfg.system is not None else manifest.system,
-        chunk_size=cfg.chunk_size, score_weights=cfg.score_weights)
+        chunk_size=cfg.chunk_size, score_weights=cfg.weights)
     result = run_method(cfg, evaluate, ensemble.k, SearchDir(out).results, on_iteration)
     write_artifacts(out, result, ensemble.objectives, names, cfg)
     if cfg.save_best:
@@ -281,8 +287,6 @@ def best_weights(result: SearchResult, expert_names: list[str]) -> dict[str, flo
 def pareto_summary(result: SearchResult, expert_names: list[str],
                    objective_names: list[str]) -> dict[str, Any]:
     """Pareto front (and hypervolume w.r.t. the origin) of every evaluated point's rewards."""
-    from moalign.evaluation.metrics import hypervolume, pareto_front
-
     values = [[r.objectives[n] for n in objective_names] for r in result.evaluated]
     front = pareto_front(values) if values else []
     return {
@@ -294,13 +298,28 @@ def pareto_summary(result: SearchResult, expert_names: list[str],
     }
 
 
+COST_CONVENTIONS = {
+    "moalign": "data_moalign = distinct weight points decoded (n_evaluated_total: cached and "
+               "resumed points are paid once) x prompts per point (n_prompts)",
+    "paper": "data_paper = every grid point of every iteration (n_points_visited: 3^K x I, 135 "
+             "for K = 3 and I = 5), as if nothing were cached, x prompts per point (n_prompts); "
+             "EMORL Table 1 counts 135 x 32 (17,529 = 13,209 + 135 x 32)",
+}
+"""The two ways a search's data consumption is counted (`search_cost`)."""
+
+
+def search_cost(n_evaluated_total: int, n_points_visited: int, n_prompts: int) -> dict[str, Any]:
+    """Prompts a search consumed, in moalign's convention and in the EMORL paper's (§6)."""
+    return {"n_prompts": n_prompts, "data_moalign": n_evaluated_total * n_prompts,
+            "data_paper": n_points_visited * n_prompts, "cost_conventions": COST_CONVENTIONS}
+
+
 def search_summary(result: SearchResult, expert_names: list[str], cfg: SearchConfig,
                    out: Path) -> dict[str, Any]:
     """summary.json: best weights, score, counts and the search's cumulative cost."""
-    from moalign.core.io import read_jsonl
-
     records = read_jsonl(SearchDir(out).results)
     seconds = math.fsum(float(r.get("extra", {}).get("seconds", 0.0)) for r in records)
+    n_prompts = int(json.loads(SearchDir(out).fingerprint.read_text("utf-8"))["n_prompts"])
     return {
         "method": result.method, "level": cfg.level, "simplex": cfg.resolved_simplex(),
         "experts": expert_names, "best_weights": best_weights(result, expert_names),
@@ -308,14 +327,13 @@ def search_summary(result: SearchResult, expert_names: list[str], cfg: SearchCon
         "best_objectives": result.best_objectives, "n_evaluations": result.n_evaluations,
         "n_evaluated_total": len(records), "n_points_visited": result.n_points_visited,
         "n_distinct_used": len(result.evaluated), "seconds": round(seconds, 3),
+        **search_cost(len(records), result.n_points_visited, n_prompts),
     }
 
 
 def plot_search(out: Path, result: SearchResult, expert_names: list[str],
                 objective_names: list[str], pareto: dict[str, Any]) -> list[Path]:
     """EMORL Figure 4 panels (one per iteration + overview) and the Pareto scatter."""
-    from moalign.runs import plots
-
     d = SearchDir(out)
     for stale in d.iteration_pngs():  # an earlier search may have had more iterations
         stale.unlink()
@@ -331,8 +349,6 @@ def plot_search(out: Path, result: SearchResult, expert_names: list[str],
 def write_artifacts(out: Path, result: SearchResult, expert_names: list[str],
                     objective_names: list[str], cfg: SearchConfig) -> None:
     """best_weights.json, summary.json, history.json, pareto.json and the figures."""
-    from moalign.core.io import atomic_write_json
-
     pareto = pareto_summary(result, expert_names, objective_names)
     d = SearchDir(out)
     atomic_write_json(d.best_weights, best_weights(result, expert_names))
@@ -347,8 +363,6 @@ def write_artifacts(out: Path, result: SearchResult, expert_names: list[str],
 def store_best_weights(run_dir: str | Path, expert_names: list[str],
                        result: SearchResult) -> None:
     """Write the best weights into ensemble.json (only if its experts are still the same)."""
-    from moalign.emorl.manifest import EnsembleManifest
-
     manifest = EnsembleManifest.load(run_dir)
     if manifest.objectives != list(expert_names):
         raise ConfigError(f"{SeedDir(Path(run_dir)).ensemble_json} changed during the search "

@@ -21,14 +21,21 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 import torch
+from peft import PeftModel
+from tqdm.auto import tqdm
 
 from moalign.algorithms.grid_search import EvalResult, EvaluateFn, Point, aggregate_score
 from moalign.emorl import decoding
-from moalign.emorl.ensemble import parse_weights
-from moalign.evaluation.metrics import distinct_n, diversity2, edit_rate
+from moalign.emorl.decoding import Level, LogitsSpace
+from moalign.emorl.ensemble import Ensemble, WeightsSpec, parse_weights
+from moalign.evaluation.metrics import distinct2_authors, distinct_n, diversity2, lexical_metrics
+from moalign.models import Policy, format_prompts
+from moalign.rewards.scorers import Scorer, score_matrix
+from moalign.rollout import sample
 from moalign.sampling import Sampling
 
 
@@ -44,7 +51,7 @@ class GenerateFn(Protocol):
 def score_responses(
     prompts: Sequence[str],
     responses: Sequence[str],
-    scorers: Sequence[Any],
+    scorers: Sequence[Scorer],
     objective_names: Sequence[str] | None = None,
     score_weights: Sequence[float] | Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
@@ -53,10 +60,10 @@ def score_responses(
     Returns ``objectives`` (name -> mean reward), ``score`` (their mean, or the weighted sum of
     `search.aggregate_score` with ``score_weights``), ``per_example`` (name -> list of rewards,
     plus ``edit_rate`` and ``diversity2`` per response), corpus ``diversity2``, mean
-    ``edit_rate`` and ``n``. Scorer failures and NaN raise `ObjectiveError` (from `score_matrix`).
+    ``edit_rate``, the EMORL authors' definitions of both (``diversity2_authors``,
+    ``edit_rate_authors``, also per response) and ``n``. Scorer failures and NaN raise
+    `ObjectiveError` (from `score_matrix`).
     """
-    from moalign.rewards.scorers import score_matrix
-
     prompts, responses = list(prompts), list(responses)
     names = list(objective_names or [s.name for s in scorers])
     if len(names) != len(scorers):
@@ -64,6 +71,7 @@ def score_responses(
     matrix = score_matrix(scorers, prompts, responses)  # (B, K)
     summary = _summary(prompts, responses, matrix, names, score_weights)
     summary["per_example"]["diversity2"] = [distinct_n(r, 2) for r in responses]
+    summary["per_example"]["diversity2_authors"] = [distinct2_authors(r) for r in responses]
     return summary
 
 
@@ -76,14 +84,18 @@ def _summary(
 ) -> dict[str, Any]:
     """Per-objective means and lexical metrics of one block of (prompt, response, rewards)."""
     objectives = {n: float(matrix[:, k].double().mean()) for k, n in enumerate(names)}
-    edits = [edit_rate(p, r) for p, r in zip(prompts, responses, strict=True)]
+    lexical = lexical_metrics(prompts, responses)  # both definitions, per response
+    edits = lexical["edit_rate"]
     per_example: dict[str, list[float]] = {n: matrix[:, k].tolist() for k, n in enumerate(names)}
     per_example["edit_rate"] = edits
+    per_example["edit_rate_authors"] = lexical["edit_rate_authors"]
     return {
         "objectives": objectives,
         "score": aggregate_score(objectives, score_weights) if objectives else float("nan"),
         "diversity2": diversity2(responses),
         "edit_rate": math.fsum(edits) / len(edits),
+        "diversity2_authors": math.fsum(lexical["diversity2_authors"]) / len(responses),
+        "edit_rate_authors": math.fsum(lexical["edit_rate_authors"]) / len(responses),
         "per_example": per_example,
         "n": len(responses),
     }
@@ -99,13 +111,13 @@ def weight_matrix(points: Sequence[Sequence[float]], n_prompts: int) -> torch.Te
 
 
 def generate_for_points(
-    ensemble: Any,
+    ensemble: Ensemble,
     texts: list[str],
     points: Sequence[Sequence[float]],
-    level: str = "states",
+    level: Level = "states",
     sampling: Sampling = Sampling(),
     chunk_size: int = 256,
-    logits_space: str = "raw",
+    logits_space: LogitsSpace = "raw",
 ) -> list[str]:
     """Responses for every (point, prompt) pair, point-major, in ⌈P·B / chunk_size⌉ calls.
 
@@ -118,16 +130,20 @@ def generate_for_points(
     all_texts = [t for _ in points for t in texts]  # (P·B,)
     weights = weight_matrix(points, len(texts))  # (P·B, K)
     out: list[str] = []
+    bar = tqdm(total=len(all_texts), desc=f"decoding {len(points)} weight points", unit="seq",
+               leave=False, disable=None)  # a search iteration can take minutes (off: no TTY)
     for start in range(0, len(all_texts), chunk_size):
         stop = start + chunk_size
         out += decoding.generate(ensemble, all_texts[start:stop], weights[start:stop],
                                  level=level, sampling=sampling, logits_space=logits_space)
+        bar.update(len(all_texts[start:stop]))
+    bar.close()
     return [r.strip() for r in out]
 
 
-def _responses_for_points(ensemble: Any, raw: list[str], texts: list[str], points: list[Point],
-                          level: str, sampling: Sampling, chunk_size: int, system: str | None,
-                          logits_space: str) -> list[str]:
+def _responses_for_points(ensemble: Ensemble, raw: list[str], texts: list[str],
+                          points: list[Point], level: Level, sampling: Sampling, chunk_size: int,
+                          system: str | None, logits_space: LogitsSpace) -> list[str]:
     """Point-major responses; all-zero points (visited only without simplex normalisation)
     define no aggregate, so they get the base policy's responses (θ0, exact for ``params``)."""
     zero = [not any(float(x) != 0.0 for x in p) for p in points]
@@ -145,16 +161,16 @@ def _responses_for_points(ensemble: Any, raw: list[str], texts: list[str], point
 
 
 def make_weight_evaluator(
-    ensemble: Any,
+    ensemble: Ensemble,
     prompts: Sequence[str],
-    scorers: Sequence[Any],
-    level: str = "states",
+    scorers: Sequence[Scorer],
+    level: Level = "states",
     sampling: Sampling = Sampling(),
     system: str | None = None,
     chunk_size: int = 256,
     objective_names: Sequence[str] | None = None,
     score_weights: Sequence[float] | Mapping[str, float] | None = None,
-    logits_space: str = "raw",
+    logits_space: LogitsSpace = "raw",
 ) -> EvaluateFn:
     """The search's `EvaluateFn` for an `Ensemble` on fixed validation prompts.
 
@@ -167,9 +183,6 @@ def make_weight_evaluator(
     ``seed`` when sampling. The all-zero point, which only a search without simplex
     normalisation visits, is evaluated as the base policy (adapters off).
     """
-    from moalign.models import format_prompts
-    from moalign.rewards.scorers import score_matrix
-
     raw = [str(p) for p in prompts]
     if not raw:
         raise ValueError("make_weight_evaluator needs at least one validation prompt")
@@ -201,7 +214,7 @@ def make_weight_evaluator(
 
 
 def policy_generate_fn(
-    policy: Any,
+    policy: Policy,
     sampling: Sampling = Sampling(),
     system: str | None = None,
     adapter: str | None = None,
@@ -211,18 +224,14 @@ def policy_generate_fn(
     ``adapter=None`` on a PeftModel disables every adapter (the pre-trained baseline). Each
     call decodes with ``sampling`` seeded by the call's ``seed``.
     """
-    from contextlib import nullcontext
-
-    from moalign.rollout import sample
 
     def generate_fn(prompts: list[str], seed: int = 0) -> list[str]:
         model = policy.model
+        ctx: AbstractContextManager[object] = nullcontext()
         if adapter is not None:
             model.set_adapter(adapter)
-            ctx = nullcontext()
-        else:
-            disable = getattr(model, "disable_adapter", None)
-            ctx = disable() if callable(disable) else nullcontext()
+        elif isinstance(model, PeftModel):
+            ctx = model.disable_adapter()
         with ctx:
             rollout = sample(policy, list(prompts), sampling.with_seed(seed), system=system)
         return rollout.responses
@@ -231,20 +240,18 @@ def policy_generate_fn(
 
 
 def ensemble_generate_fn(
-    ensemble: Any,
-    weights: Any,
-    level: str = "states",
+    ensemble: Ensemble,
+    weights: WeightsSpec,
+    level: Level = "states",
     sampling: Sampling = Sampling(),
     system: str | None = None,
     chunk_size: int = 256,
-    logits_space: str = "raw",
+    logits_space: LogitsSpace = "raw",
 ) -> GenerateFn:
     """A `GenerateFn` for an `Ensemble` with fixed weights (K,), a dict or ``"a=0.8,b=0.2"``.
 
     ``logits_space`` only matters at level ``logits``: ``raw`` sums logits, ``probs`` mixes
-    the experts' next-token distributions (see `aggregation.aggregate_logits`)."""
-    from moalign.models import format_prompts
-
+    the experts' next-token distributions (see `decoding.aggregate_logits`)."""
     w = parse_weights(weights, ensemble.objectives)  # (K,) validated
 
     def generate_fn(prompts: list[str], seed: int = 0) -> list[str]:

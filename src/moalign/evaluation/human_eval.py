@@ -19,6 +19,7 @@ A kappa is `None` when it is undefined (every rating in the same category, so p_
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import random
@@ -102,8 +103,6 @@ def export_sheet(generations: Mapping[str, Sequence[tuple[str, str]]], objective
 
 
 def _to_csv(columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> str:
-    import io
-
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()

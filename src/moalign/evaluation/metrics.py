@@ -1,5 +1,5 @@
-"""Evaluation metrics (EMORL §5.3; MOLMA §4.5.1): diversity-2, edit rate, mean ± std, Pareto
-front, hypervolume, win rates.
+"""Evaluation metrics (EMORL §5.3; MOLMA §4.5.1): diversity-2, edit rate (moalign's and the EMORL
+authors' definitions), mean ± std, Pareto front, hypervolume, win rates.
 
 References: diversity-2 and edit rate are EMORL §5.3's lexical metrics; mean ± std over seeds and
 generation runs follows EMORL §5.1 (5 seeds × 3 runs); Pareto front and hypervolume summarise the
@@ -13,7 +13,10 @@ import math
 import re
 from collections.abc import Sequence
 
+import moocore
 import numpy as np
+
+from moalign.evaluation.treebank import word_tokenize
 
 _WORD_RE = re.compile(r"\w+(?:['’\-]\w+)*")
 
@@ -72,6 +75,53 @@ def edit_rate(prompt: str, response: str) -> float:
     return levenshtein(a, b) / longest
 
 
+# ----------------------------------------------------------------------------- the authors'
+# EMORL Tables 1-2 were computed by the authors' code with other definitions; these give numbers
+# comparable with the paper. A 12-word reply without a repeated bigram: `distinct_n` 11/11 = 1.0,
+# `distinct2_authors` 11/12 = 0.917.
+
+LEXICAL_DEFINITIONS = ("moalign", "authors")
+"""`moalign`: `diversity2` / `edit_rate` (distinct / total bigrams; lower-cased word tokens).
+`authors`: `diversity2_authors` / `edit_rate_authors` (EMORL authors' code)."""
+
+
+def distinct2_authors(text: str) -> float:
+    """The EMORL authors' distinct-2 of one response: distinct bigrams of its whitespace words
+    (case kept) / the number of words (not of bigrams); 0.0 for an empty response."""
+    words = text.split()
+    if not words:
+        return 0.0
+    return len(set(zip(words, words[1:], strict=False))) / len(words)
+
+
+def diversity2_authors(responses: Sequence[str]) -> float:
+    """Corpus diversity-2 as in the EMORL authors' code: mean of `distinct2_authors`."""
+    if len(responses) == 0:
+        raise ValueError("diversity2_authors needs at least one response")
+    return math.fsum(distinct2_authors(r) for r in responses) / len(responses)
+
+
+def edit_rate_authors(prompt: str, response: str) -> float:
+    """The EMORL authors' edit rate: word-level Levenshtein distance between prompt and response
+    on nltk-style tokens (`treebank.word_tokenize`: punctuation and clitics are tokens, case
+    kept) / the longer length; 0.0 when both are empty."""
+    a, b = word_tokenize(prompt), word_tokenize(response)
+    longest = max(len(a), len(b))
+    if longest == 0:
+        return 0.0
+    return levenshtein(a, b) / longest
+
+
+def lexical_metrics(prompts: Sequence[str], responses: Sequence[str]) -> dict[str, list[float]]:
+    """Per-response diversity-2 and edit rate under both definitions (EMORL §5.3): keys
+    ``diversity2``, ``edit_rate`` (moalign's) and ``diversity2_authors``, ``edit_rate_authors``."""
+    pairs = list(zip(prompts, responses, strict=True))
+    return {"diversity2": [distinct_n(r, 2) for _, r in pairs],
+            "edit_rate": [edit_rate(p, r) for p, r in pairs],
+            "diversity2_authors": [distinct2_authors(r) for _, r in pairs],
+            "edit_rate_authors": [edit_rate_authors(p, r) for p, r in pairs]}
+
+
 def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     """Mean and *sample* standard deviation (ddof=1) of the values; std is 0.0 for one value.
 
@@ -112,78 +162,24 @@ def pareto_front(points: Sequence[Sequence[float]] | np.ndarray) -> list[int]:
     return front
 
 
-def _hv2d(points: np.ndarray, ref: np.ndarray) -> float:
-    """Exact 2-D hypervolume: sweep points by decreasing x, add the new strip of each."""
-    order = np.argsort(-points[:, 0], kind="stable")
-    area, best_y = 0.0, ref[1]
-    for x, y in points[order]:
-        if y > best_y:
-            area += (x - ref[0]) * (y - best_y)
-            best_y = y
-    return float(area)
-
-
-def _hv3d(points: np.ndarray, ref: np.ndarray) -> float:
-    """Exact 3-D hypervolume by slicing along the 3rd axis (HSO): Σ slab height × 2-D area."""
-    zs = np.unique(points[:, 2])[::-1]  # distinct z levels, decreasing
-    volume = 0.0
-    for i, z in enumerate(zs):
-        z_next = zs[i + 1] if i + 1 < len(zs) else ref[2]
-        active = points[points[:, 2] >= z]
-        volume += (z - z_next) * _hv2d(active[:, :2], ref[:2])
-    return float(volume)
-
-
-def _hv_monte_carlo(points: np.ndarray, ref: np.ndarray, n_samples: int, seed: int) -> float:
-    """Monte-Carlo hypervolume: dominated fraction of uniform samples in ``[ref, max(points)]``."""
-    rng = np.random.default_rng(seed)
-    upper = points.max(axis=0)
-    box = float(np.prod(upper - ref))
-    hits, chunk = 0, 65_536
-    for start in range(0, n_samples, chunk):
-        m = min(chunk, n_samples - start)
-        samples = ref + rng.random((m, ref.size)) * (upper - ref)
-        dom = np.zeros(m, dtype=bool)
-        for p in points:
-            dom |= np.all(samples <= p, axis=1)
-        hits += int(dom.sum())
-    return box * hits / n_samples
-
-
 def hypervolume(
     points: Sequence[Sequence[float]] | np.ndarray,
     ref: Sequence[float] | np.ndarray,
-    method: str = "auto",
-    n_samples: int = 200_000,
-    seed: int = 0,
 ) -> float:
     """Hypervolume dominated by ``(N, K)`` higher-is-better points above the reference point.
 
     Volume of the union of boxes ``[ref, p]``; points not strictly better than ``ref`` in every
-    coordinate contribute nothing. ``method="auto"`` is exact for ``K <= 3`` (1-D max, 2-D sweep,
-    3-D slicing) and falls back to Monte Carlo for ``K > 3``: ``n_samples`` uniform samples in the
-    box ``[ref, max(points)]`` with ``numpy.random.default_rng(seed)`` (standard error ≈
-    ``box · sqrt(q(1-q)/n_samples)`` for dominated fraction ``q``). ``method="exact"`` or
-    ``"mc"`` forces one (exact only for ``K <= 3``).
+    coordinate contribute nothing. Exact for any number of objectives K, computed by the
+    maintained `moocore` library (``moocore.hypervolume(..., maximise=True)``).
     """
     arr = _as_matrix(points)
     r = np.asarray(ref, dtype=float).ravel()
     if r.size != arr.shape[1]:
         raise ValueError(f"ref has {r.size} coordinates, points have {arr.shape[1]}")
-    if method not in ("auto", "exact", "mc"):
-        raise ValueError(f"unknown method {method!r}")
     arr = arr[np.all(arr > r, axis=1)]
     if arr.shape[0] == 0:
         return 0.0
-    arr = arr[pareto_front(arr)]
-    k = arr.shape[1]
-    if method == "mc" or (method == "auto" and k > 3):
-        return _hv_monte_carlo(arr, r, n_samples, seed)
-    if k > 3:
-        raise ValueError("exact hypervolume is implemented for K <= 3; use method='mc'")
-    if k == 1:
-        return float(arr.max() - r[0])
-    return _hv2d(arr, r) if k == 2 else _hv3d(arr, r)
+    return float(moocore.hypervolume(arr, ref=r, maximise=True))
 
 
 def win_rates(
@@ -202,5 +198,5 @@ def win_rates(
     diff = x - y
     tie = int(np.sum(np.abs(diff) <= tol))
     win = int(np.sum(diff > tol))
-    loss = int(x.size - win - tie)
+    loss = int(np.sum(diff < -tol))  # counted, not N − win − tie: the three must add up
     return {"win": win, "tie": tie, "loss": loss, "win_rate": (win + 0.5 * tie) / x.size}

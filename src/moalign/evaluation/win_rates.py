@@ -21,14 +21,24 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from peft import PeftModel
 
+from moalign.core.config import load_yaml
 from moalign.core.errors import ModelNotFoundError
+from moalign.core.io import atomic_write_json, atomic_write_text, write_jsonl
+from moalign.evaluation.metrics import win_rates
+from moalign.models import Policy, load_adapter, load_policy, resolve_model
+from moalign.rewards.reward_models import objective_scorers
+from moalign.rewards.scorers import score_matrix
+from moalign.rollout import sample
 from moalign.runs.layout import UnitDir
+from moalign.runs.plots import plot_reward_scatter
+from moalign.sampling import Sampling
 
 
 def _adapter_dir(spec: Path) -> Path | None:
@@ -44,11 +54,9 @@ def _base_of(adapter: Path, base: str | None) -> str:
     the adapter's own `base_model_name_or_path`."""
     if base:
         return base
-    import yaml
-
     run_cfg = UnitDir(adapter.parent).config
     if run_cfg.is_file():
-        policy = (yaml.safe_load(run_cfg.read_text(encoding="utf-8")) or {}).get("policy")
+        policy = (load_yaml(run_cfg) or {}).get("policy")
         if policy:
             return str(policy)
     meta = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
@@ -62,21 +70,17 @@ class _Models:
 
     def __init__(self, base: str | None, device: str) -> None:
         self.base, self.device = base, device
-        self.policies: dict[str, Any] = {}  # resolved base path -> Policy
+        self.policies: dict[str, Policy] = {}  # resolved base path -> Policy
         # model name -> (Policy, adapter tag | "base" (adapters disabled) | None (as passed in))
-        self.entries: dict[str, tuple[Any, str | None]] = {}
+        self.entries: dict[str, tuple[Policy, str | None]] = {}
 
-    def _policy(self, name_or_path: str) -> Any:
-        from moalign.models import load_policy, resolve_model
-
+    def _policy(self, name_or_path: str) -> Policy:
         key = resolve_model(name_or_path)
         if key not in self.policies:
             self.policies[key] = load_policy(name_or_path, device=self.device)
         return self.policies[key]
 
-    def add(self, name: str, spec: Any) -> None:
-        from moalign.models import Policy, load_adapter
-
+    def add(self, name: str, spec: Policy | str | Path) -> None:
         if isinstance(spec, Policy):
             self.entries[name] = (spec, None)
             return
@@ -89,12 +93,12 @@ class _Models:
         load_adapter(policy, adapter, tag)
         self.entries[name] = (policy, tag)
 
-    def context(self, name: str) -> Any:
+    def context(self, name: str) -> AbstractContextManager[object]:
         """Activate the entry's adapter, or disable adapters for a plain base model."""
         policy, tag = self.entries[name]
         if tag == "base":
-            disable = getattr(policy.model, "disable_adapter", None)
-            return disable() if callable(disable) else nullcontext()
+            model = policy.model
+            return model.disable_adapter() if isinstance(model, PeftModel) else nullcontext()
         if tag is not None:
             policy.model.set_adapter(tag)
         return nullcontext()
@@ -103,9 +107,6 @@ class _Models:
 def generate(models: _Models, name: str, prompts: list[str], max_new_tokens: int,
              system: str | None, batch_size: int) -> list[str]:
     """Greedy responses of one model to every prompt."""
-    from moalign.rollout import sample
-    from moalign.sampling import Sampling
-
     policy, _ = models.entries[name]
     out: list[str] = []
     with models.context(name):
@@ -131,8 +132,6 @@ def pairs_for(names: list[str], against: Sequence[str] | None) -> list[tuple[str
 def win_rate_table(scores: Mapping[str, np.ndarray], objectives: list[str],
                    pairs: list[tuple[str, str]], tol: float = 0.0) -> dict[str, Any]:
     """{"A vs B": {objective: win_rates(A_k, B_k)}} from per-model score matrices (N, K)."""
-    from moalign.evaluation.metrics import win_rates
-
     return {f"{a} vs {b}": {o: win_rates(scores[a][:, k], scores[b][:, k], tol)
                             for k, o in enumerate(objectives)} for a, b in pairs}
 
@@ -156,7 +155,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def compare(
-    models: Mapping[str, Any], prompts: Sequence[str], objectives: Sequence[Any],
+    models: Mapping[str, Policy | str | Path], prompts: Sequence[str], objectives: Sequence[Any],
     out_dir: str | Path = "runs/compare", against: Sequence[str] | None = None,
     base: str | None = None, max_new_tokens: int = 64, system: str | None = None,
     device: str = "auto", batch_size: int = 8, tol: float = 0.0,
@@ -166,11 +165,6 @@ def compare(
     `models`: name -> Policy, adapter folder, run folder, or model id. Returns the results dict
     (also `results.json`).
     """
-    from moalign.core.io import atomic_write_json, atomic_write_text, write_jsonl
-    from moalign.rewards.reward_models import objective_scorers
-    from moalign.rewards.scorers import score_matrix
-    from moalign.runs.plots import plot_reward_scatter
-
     names, prompts = list(models), [str(p) for p in prompts]
     if not names or not prompts:
         raise ValueError("compare needs at least one model and one prompt")

@@ -14,40 +14,32 @@ Stages top to bottom (same machinery as the EMORL study in `moalign.emorl.study`
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from moalign.core.config import embed, fill, require
 from moalign.core.io import atomic_write_json
 from moalign.core.naming import objective_name, slug
-from moalign.molma.trainer import MolmaConfig
-from moalign.rewards.reward_models import RMConfig
-from moalign.runs.layout import RunDir
-from moalign.runs.stages import (
-    EvaluationSection,
-    PolicySection,
-    System,
-    base_label,
-    check_seeds,
-    evaluation_sampling,
-    fan_out,
-    finish_study,
-    model_seed,
-    read_json,
-    run_units,
-    say,
-    stage,
-    start_run,
-    summarise,
-    train_or_resume,
-    training_seeds,
-    upgrade_sections,
-    write_report,
+from moalign.evaluation.evaluate import GenerateFn, policy_generate_fn
+from moalign.evaluation.win_rates import win_rate_table
+from moalign.models import load_adapter, load_policy
+from moalign.molma.config import MolmaConfig, held_out_prompts, prompt_splits
+from moalign.molma.trainer import train_molma
+from moalign.rewards.heads import read_meta
+from moalign.rewards.reward_models import (
+    EMBEDDED_PREFS,
+    RMConfig,
+    ensure_embedded_reward_model,
+    train_reward_model,
 )
-
-SO_LABELS = {"so_weighted": "SO-weighted", "so_piecewise": "SO-piecewise"}
-
+from moalign.runs import stages
+from moalign.runs.layout import RunDir
+from moalign.runs.plots import plot_reward_scatter
 
 MOLMA_SET_BY = {
     "policy": "the study sets it from policy.name",
@@ -68,13 +60,17 @@ RM_SET_BY = {
 """`reward_models.<name>` fields the study fills in (`moalign.rewards.reward_models.RMConfig`)."""
 
 
+SO_LABELS = {"so_weighted": "SO-weighted", "so_piecewise": "SO-piecewise"}
+"""Labels of the weighted SO baselines (MOLMA Eqs. 4.1, 4.2); `so:<objective>` is the third."""
+
+
 @dataclass
 class MolmaStudyConfig:
     """`moalign run` for a MOLMA study: reward models, MOLMA + SO baselines, win rates, report."""
 
     kind: Literal["molma"] = "molma"
     name: str | None = None
-    policy: PolicySection = field(default_factory=PolicySection)
+    policy: stages.PolicySection = field(default_factory=stages.PolicySection)
     objectives: list[Any] = field(default_factory=lambda: ["helpfulness", "safety"])
     # objective name -> the Bradley-Terry reward model the study trains for it (MOLMA §3.2):
     # any RMConfig field except RM_SET_BY's; objectives without one use their scorer as is
@@ -85,7 +81,7 @@ class MolmaStudyConfig:
     training_seeds: list[int] | None = None  # seeds that train models; None: every eval seed
     baselines: list[str] = field(default_factory=lambda: [
         "so:helpfulness", "so:safety", "so_weighted", "so_piecewise"])
-    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
+    evaluation: stages.EvaluationSection = field(default_factory=stages.EvaluationSection)
     out_dir: str = "runs/molma"
     workers: int = 1
     ray_address: str | None = None  # join an existing Ray cluster ("auto" or "ray://host:10001")
@@ -96,7 +92,7 @@ class MolmaStudyConfig:
         require(len(names) >= 2, f"a MOLMA study needs >= 2 objectives, got {names}")
         require(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
         require(self.gpus_per_job >= 0, f"gpus_per_job must be >= 0, got {self.gpus_per_job}")
-        check_seeds(self.training_seeds, "training_seeds")
+        stages.check_seeds(self.training_seeds, "training_seeds")
         for b in self.baselines:
             ok = b in SO_LABELS or (b.startswith("so:") and b[3:] in names)
             require(ok, f"unknown baseline {b!r}; use so:<objective> (one of {names}), "
@@ -108,14 +104,14 @@ class MolmaStudyConfig:
         for name in self.reward_models:
             rm_config(self, run_dir, name).validate()
         for method in self.methods:
-            molma_config(self, run_dir, method, training_seeds(self)[0]).validate()
+            molma_config(self, run_dir, method, stages.training_seeds(self)[0]).validate()
 
     @classmethod
     def upgrade_saved(cls, data: dict[str, Any]) -> dict[str, Any]:
         """A config.yaml saved before the study embedded the trainer configs, in today's shape:
         the old `data` section (prompts, proportions, test_fraction) moved into `training`,
         then as for EMORL (`training.extra` merged, `training.seeds` -> `training_seeds`)."""
-        data = upgrade_sections(data)
+        data = stages.upgrade_sections(data)
         old = data.pop("data", None)
         training = data.setdefault("training", {})
         if isinstance(old, dict) and isinstance(training, dict):
@@ -150,13 +146,6 @@ def resolved_objectives(cfg: MolmaStudyConfig, run_dir: Path) -> list[Any]:
 
 def _reward_model(cfg: MolmaStudyConfig, run_dir: Path, name: str) -> dict[str, Any] | None:
     """Train a configured reward model, or make sure an embedded one exists; its metrics."""
-    from moalign.rewards.heads import read_meta
-    from moalign.rewards.reward_models import (
-        EMBEDDED_PREFS,
-        ensure_embedded_reward_model,
-        train_reward_model,
-    )
-
     if name in cfg.reward_models:
         rm = rm_config(cfg, run_dir, name)
         rm.validate()
@@ -177,7 +166,7 @@ def train_reward_models(cfg: MolmaStudyConfig, run_dir: Path) -> None:
                 out[name] = metrics.get("val_accuracy")
         return out
 
-    stage(run_dir, "reward_models", run)
+    stages.stage(run_dir, "reward_models", run)
 
 
 def rm_config(cfg: MolmaStudyConfig, run_dir: Path, name: str) -> RMConfig:
@@ -196,83 +185,82 @@ def molma_config(cfg: MolmaStudyConfig, run_dir: Path, method: str, seed: int) -
                 out_dir=str(RunDir(run_dir).seed(seed).policy(slug(method)).root))
 
 
-def _train_unit(molma_cfg: Any) -> dict[str, Any]:
+def _train_unit(molma_cfg: MolmaConfig) -> dict[str, Any]:
     """Train one MOLMA / SO run unless its summary.json exists; resume from a checkpoint if any."""
-    from moalign.molma.trainer import train_molma
-
-    return train_or_resume(train_molma, molma_cfg)
+    return stages.train_or_resume(train_molma, molma_cfg)
 
 
 def train_policies(cfg: MolmaStudyConfig, run_dir: Path) -> None:
     def run() -> dict[str, Any]:
         jobs = [{"molma_cfg": molma_config(cfg, run_dir, m, s)}
-                for s in training_seeds(cfg) for m in cfg.methods]
-        names = [f"{slug(m)} seed {s}" for s in training_seeds(cfg) for m in cfg.methods]
-        out = fan_out(_train_unit, jobs, cfg.workers, names, cfg.ray_address,
-                      cfg.gpus_per_job)
+                for s in stages.training_seeds(cfg) for m in cfg.methods]
+        names = [f"{slug(m)} seed {s}" for s in stages.training_seeds(cfg) for m in cfg.methods]
+        out = stages.fan_out(_train_unit, jobs, cfg.workers, names, cfg.ray_address,
+                             cfg.gpus_per_job)
         return {n: {"seconds": r["seconds"], "iterations": r["iterations"]}
                 for n, r in zip(names, out, strict=True)}
 
-    stage(run_dir, "train", run)
+    stages.stage(run_dir, "train", run)
 
 
-def molma_systems(cfg: MolmaStudyConfig) -> list[System]:
-    from moalign.evaluation.evaluate import policy_generate_fn
+def molma_systems(cfg: MolmaStudyConfig) -> list[stages.System]:
+    sampling, system = stages.evaluation_sampling(cfg.evaluation), cfg.policy.system
 
-    sampling, system = evaluation_sampling(cfg.evaluation), cfg.policy.system
-
-    def plain(adapter: str | None) -> Any:
+    def plain(adapter: str | None) -> Callable[[stages.LoadedModels], GenerateFn]:
         return lambda m: policy_generate_fn(m["policy"], sampling, system, adapter)
 
-    return [System("base", base_label(cfg.policy.name), "adapters", plain(None)),
-            *(System(slug(m), method_label(m), "adapters", plain(slug(m)))
-              for m in cfg.methods)]
+    def trained(method: str) -> stages.System:  # `finetune: full`: its own model and group
+        key, full = slug(method), cfg.training.finetune == "full"
+        return stages.System(key, method_label(method), f"full:{key}" if full else "adapters",
+                             plain(None) if full else plain(key))
+
+    return [stages.System("base", stages.base_label(cfg.policy.name), "adapters", plain(None)),
+            *(trained(m) for m in cfg.methods)]
 
 
-def _load_policies(cfg: MolmaStudyConfig, run_dir: Path, seed: int) -> dict[str, Any]:
-    from moalign.models import load_adapter, load_policy
-
+def _load_policies(cfg: MolmaStudyConfig, run_dir: Path, seed: int,
+                   group: str = "adapters") -> stages.LoadedModels:
+    """The base policy with every method's LoRA adapter, or one fully fine-tuned method's
+    model (group `full:<method>`)."""
+    if group.startswith("full:"):
+        unit = RunDir(run_dir).seed(seed).policy(group.removeprefix("full:"))
+        return {"policy": load_policy(str(unit.model), device=cfg.policy.device)}
     policy = load_policy(cfg.policy.name, device=cfg.policy.device)
-    for m in map(slug, cfg.methods):
-        load_adapter(policy, RunDir(run_dir).seed(seed).policy(m).adapter, m)
+    if cfg.training.finetune == "lora":
+        for m in map(slug, cfg.methods):
+            load_adapter(policy, RunDir(run_dir).seed(seed).policy(m).adapter, m)
     return {"policy": policy}
 
 
 def eval_prompts(cfg: MolmaStudyConfig, run_dir: Path) -> list[str]:
     """Held-out prompts in the training mix's proportions (never trained on)."""
-    from moalign.molma.trainer import held_out_prompts, prompt_splits
-
-    mcfg = molma_config(cfg, run_dir, "molma", training_seeds(cfg)[0])
+    mcfg = molma_config(cfg, run_dir, "molma", stages.training_seeds(cfg)[0])
     n = cfg.evaluation.test_prompts or sum(len(t) for t in prompt_splits(mcfg)[1])
     return held_out_prompts(mcfg, n, seed=0)
 
 
 def evaluate_policies(cfg: MolmaStudyConfig, run_dir: Path) -> None:
     def run() -> dict[str, Any]:
-        n = run_units(cfg, run_dir, molma_systems(cfg), eval_prompts(cfg, run_dir),
-                      lambda seed, group: _load_policies(cfg, run_dir, model_seed(cfg, seed)),
-                      resolved_objectives(cfg, run_dir))
+        n = stages.run_units(
+            cfg, run_dir, molma_systems(cfg), eval_prompts(cfg, run_dir),
+            lambda seed, group: _load_policies(cfg, run_dir, stages.model_seed(cfg, seed), group),
+            resolved_objectives(cfg, run_dir))
         return {"units_evaluated": n}
 
-    stage(run_dir, "evaluate", run)
+    stages.stage(run_dir, "evaluate", run)
 
 
 def per_prompt_rewards(run_dir: Path, key: str, names: list[str]) -> list[list[float]]:
     """(N, K) rewards of every evaluated response of a system, ordered by (seed, run, prompt)."""
     rows: list[list[float]] = []
     for path in RunDir(run_dir).unit_files(key):
-        unit = read_json(path)
+        unit = stages.read_json(path)
         rows += [list(r) for r in zip(*(unit["per_example"][n] for n in names), strict=True)]
     return rows
 
 
 def compare(cfg: MolmaStudyConfig, run_dir: Path) -> dict[str, Any]:
     """compare/win_rates.json (MOLMA vs each system, per objective) and reward_scatter.png."""
-    import numpy as np
-
-    from moalign.evaluation.win_rates import win_rate_table
-    from moalign.runs.plots import plot_reward_scatter
-
     names = [objective_name(o) for o in cfg.objectives]
     systems = molma_systems(cfg)
     labels = {s.key: s.label for s in systems}
@@ -292,9 +280,9 @@ def compare(cfg: MolmaStudyConfig, run_dir: Path) -> dict[str, Any]:
 def training_costs(cfg: MolmaStudyConfig, run_dir: Path) -> dict[str, dict[str, list[float]]]:
     """Prompts consumed (iterations × memory) and seconds per method, one value per seed."""
     costs: dict[str, dict[str, list[float]]] = {}
-    for s in training_seeds(cfg):
+    for s in stages.training_seeds(cfg):
         for m in map(slug, cfg.methods):
-            summary = read_json(RunDir(run_dir).seed(s).policy(m).summary)
+            summary = stages.read_json(RunDir(run_dir).seed(s).policy(m).summary)
             c = costs.setdefault(m, {"data": [], "seconds": []})
             c["data"].append(float(summary["iterations"] * cfg.training.memory))
             c["seconds"].append(float(summary["seconds"]))
@@ -303,18 +291,16 @@ def training_costs(cfg: MolmaStudyConfig, run_dir: Path) -> dict[str, dict[str, 
 
 def run_molma_study(cfg: MolmaStudyConfig) -> Path:
     """Run (or resume) the whole MOLMA study; return the run directory."""
-    import time
-
     t0 = time.perf_counter()
-    run_dir = start_run(cfg, "molma")
+    run_dir = stages.start_run(cfg, "molma")
     train_reward_models(cfg, run_dir)
     train_policies(cfg, run_dir)
     evaluate_policies(cfg, run_dir)
-    stage(run_dir, "compare", lambda: compare(cfg, run_dir))
-    stage(run_dir, "summary", lambda: summarise(
+    stages.stage(run_dir, "compare", lambda: compare(cfg, run_dir))
+    stages.stage(run_dir, "summary", lambda: stages.summarise(
         cfg, run_dir, molma_systems(cfg), training_costs(cfg, run_dir),
         len(eval_prompts(cfg, run_dir))))
-    finish_study(run_dir, time.perf_counter() - t0)
-    say(f"MOLMA study done: {run_dir}")
-    write_report(run_dir)
+    stages.finish_study(run_dir, time.perf_counter() - t0)
+    stages.say(f"MOLMA study done: {run_dir}")
+    stages.write_report(run_dir)
     return run_dir

@@ -24,7 +24,9 @@ initialisation the value adapter is a no-op (LoRA B = 0), so the critic trunk *i
 model, as MOLMA §3.3.3 asks, but without a second copy of the weights: this is the cheapest
 correct separate critic (one extra LoRA, an extra forward pass per minibatch, no extra base
 weights). `critic: head` is cheaper still (frozen reference trunk, only the value head learns;
-its states are computed once per rollout) at the price of a weaker critic.
+its states are computed once per rollout) at the price of a weaker critic. `finetune: full`
+(MOLMA §4.1 fine-tunes the whole model) trains every policy weight instead; a second, frozen copy
+of the model is then π0 and the critic's trunk, carrying the value LoRA and heads.
 
 Gradients. Policy φ and critic ψ are separate parameters, so ∇_φ L_k = ∇_φ L_APA,k and
 ∇_ψ L_k = ∇_ψ L_V,k. Algorithm 1 aligns g_k = ∇_φ L_k: the combiner sees the policy block only
@@ -39,143 +41,78 @@ named objective, `so_weighted` = mean of the K adapted rewards (Eq. 4.1), `so_pi
 still scored and logged.
 
 Resuming (`resume=True`) restores adapters, value head, optimiser and RNG streams from
-`out_dir/checkpoint`; prompts and minibatch orders are functions of (seed, iteration), so a
-resumed run equals an uninterrupted one with the same seed.
+the newest complete `out_dir/checkpoint-<step>`; prompts and minibatch orders are functions of
+(seed, iteration), so a resumed run equals an uninterrupted one with the same seed.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
+from peft import PeftModel
+from safetensors.torch import save_file
 from torch import nn
+from tqdm.auto import tqdm
 
+from moalign.algorithms.aligned_mtl import (
+    assign_flat_grad,
+    combine_gradients,
+    flatten_grads,
+    gradient_conflict_stats,
+)
+from moalign.algorithms.losses import (
+    apa_losses,
+    gae,
+    kl_penalized_rewards,
+    logit_whiten,
+    so_piecewise,
+    so_weighted,
+    value_losses,
+    whiten,
+)
+from moalign.core.checkpoint import load_checkpoint, save_checkpoint, seed_everything, start_unit
 from moalign.core.config import require
-from moalign.rollout import left_pad_positions
+from moalign.core.errors import ObjectiveError
+from moalign.core.io import atomic_dir, atomic_write_json
+from moalign.core.tracking import drop_metrics_after
+from moalign.data import mix_prompts
+from moalign.models import (
+    Policy,
+    attach_lora,
+    base_model,
+    disable_dropout,
+    load_policy,
+    peft_model,
+    save_adapter,
+)
+from moalign.molma.config import MolmaConfig, prompt_splits
+from moalign.rewards.reward_models import objective_scorers
+from moalign.rewards.scorers import Scorer, score_matrix
+from moalign.rollout import (
+    Rollout,
+    eval_mode,
+    left_pad_positions,
+    response_logits,
+    sample,
+    token_logprobs,
+)
 from moalign.runs.layout import UnitDir
+from moalign.sampling import Sampling
 
-MODES = ("molma", "so", "so_weighted", "so_piecewise")
 POLICY, VALUE = "policy", "value"
-
-
-def _default_prompts() -> list[Any]:
-    return [{"name": "help_safety_prompts", "where": {"kind": "help"}},
-            {"name": "help_safety_prompts", "where": {"kind": "safety"}}]
-
-
-@dataclass
-class MolmaConfig:
-    """`moalign train-joint`: MOLMA (vector reward, APA, per-objective critics, Aligned-MTL) or an
-    SO baseline trained by the same loop."""
-
-    policy: str = "smollm2-135m-instruct"  # bundled id, local folder or HF id (causal LM)
-    objectives: list[Any] = field(default_factory=lambda: ["helpfulness", "safety"])
-    mode: Literal["molma", "so", "so_weighted", "so_piecewise"] = "molma"
-    combiner: Literal["aligned_mtl", "weighted_sum", "pcgrad"] = "aligned_mtl"
-    task_weights: list[float] | None = None  # ω (K,), default all ones
-    so_objective: str | None = None  # mode=so: the objective to train (default: the first)
-    help_objective: str = "helpfulness"  # so_piecewise: r_help
-    safe_objective: str = "safety"  # so_piecewise: r_safe
-    delta: float = 0.5  # so_piecewise threshold δ on the raw safety score
-    prompts: list[Any] = field(default_factory=_default_prompts)  # load_prompts sources
-    proportions: list[float] = field(default_factory=lambda: [0.6, 0.4])  # mix (MOLMA: 60/40)
-    test_fraction: float = 0.15  # share of every source held out (never trained on)
-    system: str | None = None
-    iterations: int = 100  # APA iterations (paper: 100)
-    memory: int = 64  # rollouts per iteration (experience memory)
-    minibatch: int = 8  # rollouts per optimiser step
-    epochs: int = 1  # passes over the memory per iteration (paper: one step per minibatch)
-    max_new_tokens: int = 64
-    max_prompt_tokens: int = 256
-    temperature: float = 1.0
-    beta: float = 0.01  # per-token KL coefficient (Eq. 3.3)
-    logit_eps: float = 1e-4  # LOGIT clip (Eq. 3.4)
-    gamma: float = 1.0  # GAE discount
-    gae_lambda: float = 0.95
-    apa_lambda: float = 0.95  # APA λ (Eq. 3.5; APA's code: 1/λ = adv_coeff_sq)
-    value_coef: float = 1.0  # L_k = L_APA,k + value_coef·L_V,k (Eq. 3.7: 1)
-    value_clip: float | None = None  # optional PPO-style value clipping
-    critic: Literal["lora", "head"] = "lora"
-    lr: float = 1e-6
-    weight_decay: float = 0.1
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
-    eps: float = 1e-5
-    grad_clip: float = 1.0
-    lora_r: int = 8
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    save_every: int = 10  # checkpoint period in iterations (0: only at the end)
-    seed: int = 0
-    out_dir: str = "runs/molma"
-    loggers: list[str] = field(default_factory=list)  # extra: tensorboard, wandb, mlflow
-    device: str = "auto"
-    progress: bool = True
-
-    def validate(self) -> None:
-        require(len(self.objectives) > 0, "objectives is empty; e.g. objectives=[helpfulness,"
-                "safety]")
-        require(len(self.prompts) == len(self.proportions), f"{len(self.prompts)} prompt sources "
-                f"but {len(self.proportions)} proportions; give one proportion per source")
-        for name in ("iterations", "memory", "minibatch", "epochs", "max_new_tokens", "lora_r"):
-            require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        require(self.memory >= self.minibatch, f"memory ({self.memory}) must be >= minibatch "
-                f"({self.minibatch})")
-        for name in ("lr", "apa_lambda", "grad_clip", "temperature", "eps"):
-            v = getattr(self, name)
-            require(math.isfinite(v) and v > 0, f"{name} must be a finite number > 0, got {v}")
-        require(0.0 < self.logit_eps < 0.5, "logit_eps must be in (0, 0.5)")
-        require(0.0 <= self.test_fraction < 1.0, "test_fraction must be in [0, 1)")
-        require(len(self.betas) == 2, f"betas needs two numbers, got {self.betas}")
-        require(self.beta >= 0 and self.value_coef >= 0, "beta and value_coef must be >= 0")
-        if self.task_weights is not None and self.mode == "molma":
-            require(len(self.task_weights) == len(self.objectives), f"task_weights has "
-                    f"{len(self.task_weights)} entries for {len(self.objectives)} objectives")
-        require(self.save_every >= 0, "save_every must be >= 0")
 
 
 # ----------------------------------------------------------------------------- prompts
 
 
-def prompt_splits(cfg: MolmaConfig) -> tuple[list[list[str]], list[list[str]]]:
-    """Per source: (training prompts, held-out prompts); the split is deterministic (seed 0)."""
-    from moalign.data import deterministic_split, load_prompts
-
-    train, test = [], []
-    for spec in cfg.prompts:
-        prompts = load_prompts(spec)
-        if cfg.test_fraction > 0 and len(prompts) > 1:
-            tr, te = deterministic_split(prompts, (1 - cfg.test_fraction, cfg.test_fraction), 0)
-        else:
-            tr, te = list(prompts), []
-        train.append(tr)
-        test.append(te)
-    return train, test
-
-
-def held_out_prompts(cfg: MolmaConfig, n: int, seed: int = 0) -> list[str]:
-    """Up to `n` distinct held-out prompts (never trained on), mixed in the configured
-    proportions while every source lasts; fewer if fewer are held out."""
-    from moalign.data import mix_prompts
-
-    _, test = prompt_splits(cfg)
-    sources = [(t, p) for t, p in zip(test, cfg.proportions, strict=True) if t]
-    require(bool(sources), "no held-out prompts: set test_fraction > 0")
-    mixed = list(dict.fromkeys(mix_prompts(sources, n, seed=seed)))  # drop cycled repeats
-    rest = [p for t in test for p in t if p not in set(mixed)]
-    return (mixed + rest)[:n]
-
-
 def iteration_prompts(run: Run, iteration: int) -> list[str]:
     """The memory's prompts at `iteration`: a function of (seed, iteration) only (resumable)."""
-    from moalign.data import mix_prompts
-
     sources = list(zip(run.train_sources, run.cfg.proportions, strict=True))
     return mix_prompts(sources, run.cfg.memory, seed=run.cfg.seed * 1_000_003 + iteration)
 
@@ -199,8 +136,6 @@ def _column(names: list[str], name: str) -> int:
 
 def training_rewards(cfg: MolmaConfig, raw: torch.Tensor, names: list[str]) -> torch.Tensor:
     """Adapted rewards r̂ (B, K') from raw scores (B, K) in [0, 1] (MOLMA Eq. 3.4, 4.1, 4.2)."""
-    from moalign.algorithms.losses import logit_whiten, so_piecewise, so_weighted
-
     eps = cfg.logit_eps
     if cfg.mode == "molma":
         return logit_whiten(raw, eps)  # (B, K)
@@ -221,8 +156,8 @@ class Run:
     """Everything the loop works on; a checkpoint restores adapters, head, optimiser, counters."""
 
     cfg: MolmaConfig
-    policy: Any
-    scorers: list[Any]
+    policy: Policy
+    scorers: Sequence[Scorer]
     names: list[str]  # objectives scored (K)
     signals: list[str]  # training signals (K for molma, 1 for SO modes)
     value_head: nn.Linear
@@ -233,7 +168,19 @@ class Run:
     iteration: int = 0
     step: int = 0
     seconds: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)  # per-iteration raw means
+    history: list[dict[str, float]] = field(default_factory=list)  # per-iteration raw means
+    reference: PeftModel | None = None  # finetune: full: the frozen π0 copy with the value LoRA
+
+    @property
+    def model(self) -> PeftModel:
+        """The base model with the `policy` (and `value`) LoRA adapters."""
+        return peft_model(self.policy)
+
+    @property
+    def frozen(self) -> PeftModel:
+        """The model whose disabled adapters are π0 and whose `value` adapter is the critic: the
+        policy's own base (`finetune: lora`) or the separate frozen copy (`finetune: full`)."""
+        return self.reference if self.reference is not None else self.model
 
 
 def _adapter_params(model: nn.Module, adapter: str) -> list[nn.Parameter]:
@@ -243,18 +190,24 @@ def _adapter_params(model: nn.Module, adapter: str) -> list[nn.Parameter]:
 def _activate(run: Run, adapter: str) -> None:
     """Make `adapter` the active one; PEFT's set_adapter freezes the others, so every trainable
     parameter gets requires_grad back (an inactive adapter simply receives no gradient)."""
-    run.policy.model.set_adapter(adapter)
+    if run.reference is None:  # full fine-tuning: the critic copy has one adapter, no switch
+        run.model.set_adapter(adapter)
     for p in run.policy_params + run.critic_params:
         p.requires_grad_(True)
+
+
+def frozen_copy(cfg: MolmaConfig) -> PeftModel:
+    """`finetune: full`: a second, frozen copy of the model (π0, and the critic's trunk as
+    MOLMA §3.3.3 initialises it) holding the `value` LoRA (used by `critic: lora`)."""
+    ref = load_policy(cfg.policy, device=cfg.device)
+    disable_dropout(ref.model)
+    attach_lora(ref, VALUE, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+    return peft_model(ref)  # the base weights are frozen by PEFT, only `value` can train
 
 
 def build_run(cfg: MolmaConfig) -> Run:
     """Seed; load scorers, prompts and the base model; attach policy + value adapters and the
     K-output value head; make the optimiser (AdamW over all of them)."""
-    from moalign.core.checkpoint import seed_everything
-    from moalign.models import attach_lora, disable_dropout, load_policy
-    from moalign.rewards.reward_models import objective_scorers
-
     seed_everything(cfg.seed)
     scorers = objective_scorers(cfg.objectives)
     bad = [s.name for s in scorers if not s.higher_is_better]
@@ -267,17 +220,22 @@ def build_run(cfg: MolmaConfig) -> Run:
     policy = load_policy(cfg.policy, device=cfg.device)
     require(not policy.is_encoder_decoder, "MOLMA trains causal LMs; got an encoder-decoder")
     disable_dropout(policy.model)
-    attach_lora(policy, POLICY, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
-    if cfg.critic == "lora":
-        attach_lora(policy, VALUE, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
-    hidden = policy.model.get_base_model().config.hidden_size
-    value_head = nn.Linear(hidden, len(signals)).to(policy.device)
-    phi = _adapter_params(policy.model, POLICY)
-    psi = _adapter_params(policy.model, VALUE) + list(value_head.parameters())
+    reference = frozen_copy(cfg) if cfg.finetune == "full" else None
+    if reference is None:
+        attach_lora(policy, POLICY, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+        if cfg.critic == "lora":
+            attach_lora(policy, VALUE, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+        phi = _adapter_params(peft_model(policy), POLICY)
+    else:
+        phi = list(policy.model.parameters())  # every policy weight (MOLMA §4.1)
+    holder = reference if reference is not None else peft_model(policy)
+    value_head = nn.Linear(base_model(holder).config.hidden_size, len(signals)).to(policy.device)
+    psi = (_adapter_params(holder, VALUE) if cfg.critic == "lora" else []) + \
+        list(value_head.parameters())
     optimizer = torch.optim.AdamW(phi + psi, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]),
                                   eps=cfg.eps, weight_decay=cfg.weight_decay)
     run = Run(cfg, policy, scorers, names, signals, value_head, phi, psi, optimizer,
-              train_sources)
+              train_sources, reference=reference)
     _activate(run, POLICY)
     return run
 
@@ -285,28 +243,26 @@ def build_run(cfg: MolmaConfig) -> Run:
 # ----------------------------------------------------------------------------- forward passes
 
 
-def logprobs(run: Run, r: Any, reference: bool = False) -> torch.Tensor:
+def logprobs(run: Run, r: Rollout, reference: bool = False) -> torch.Tensor:
     """log π(y_t) (N, Tr) of the response tokens under the policy adapter, or under the frozen
     reference π0 (adapters disabled, no gradient). Only the response positions go through the
     LM head (`logits_to_keep`), which saves most of its cost for long prompts."""
-    from moalign.rollout import response_logits, token_logprobs
-
-    model, keep = run.policy.model, r.response_ids.shape[1] + 1
+    keep = r.response_ids.shape[1] + 1
     if reference:
-        with torch.no_grad(), model.disable_adapter():
-            logits, _ = response_logits(model, r, False, logits_to_keep=keep)
+        with torch.no_grad(), run.frozen.disable_adapter():
+            logits, _ = response_logits(run.frozen, r, False, logits_to_keep=keep)
     else:
-        logits, _ = response_logits(model, r, False, logits_to_keep=keep)
+        logits, _ = response_logits(run.policy.model, r, False, logits_to_keep=keep)
     return token_logprobs(logits, r.response_ids, r.response_mask, run.cfg.temperature)
 
 
 # ----------------------------------------------------------------------------- critic
 
 
-def backbone_states(model: nn.Module, r: Any) -> torch.Tensor:
+def backbone_states(model: PeftModel, r: Rollout) -> torch.Tensor:
     """Final hidden states (N, Tr, H) at the positions that predict the response tokens: the
     state s_t before response token t (the critic's input), without the LM head."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     body = getattr(base, base.base_model_prefix)
     ids = torch.cat([r.query_ids, r.response_ids], dim=1)  # (N, Tq+Tr)
     attn = torch.cat([r.query_mask, r.response_mask], dim=1)
@@ -316,10 +272,10 @@ def backbone_states(model: nn.Module, r: Any) -> torch.Tensor:
     return hidden[:, -tr - 1:-1]
 
 
-def critic_states(run: Run, r: Any) -> torch.Tensor:
+def critic_states(run: Run, r: Rollout) -> torch.Tensor:
     """The critic trunk's states (N, Tr, H): value adapter (`critic: lora`) or the frozen
     reference model (`critic: head`, no gradient)."""
-    model = run.policy.model
+    model = run.frozen
     if run.cfg.critic == "head":
         with torch.no_grad(), model.disable_adapter():
             return backbone_states(model, r)
@@ -337,7 +293,7 @@ def critic_states(run: Run, r: Any) -> torch.Tensor:
 class Experience:
     """One iteration's memory: rollouts and everything the minibatch losses need."""
 
-    rollout: Any
+    rollout: Rollout
     raw: torch.Tensor  # (B, K) raw scores
     ref_logp: torch.Tensor  # (B, T)
     old_values: torch.Tensor  # (B, T, K')
@@ -350,19 +306,12 @@ class Experience:
 @torch.no_grad()
 def collect(run: Run, iteration: int) -> Experience:
     """Roll out the memory, score it, and build the per-objective advantages (Eq. 3.3, 3.4)."""
-    from moalign.algorithms.losses import gae, kl_penalized_rewards, whiten
-    from moalign.rewards.scorers import score_matrix
-    from moalign.rollout import eval_mode, sample
-    from moalign.sampling import Sampling
-
     cfg, policy = run.cfg, run.policy
     sampling = Sampling(cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature)
     r = sample(policy, iteration_prompts(run, iteration), sampling, n=1, system=cfg.system,
                max_prompt_tokens=cfg.max_prompt_tokens)
     raw = score_matrix(run.scorers, r.prompts, r.responses).float()  # (B, K)
     if raw.numel() and (raw.min() < 0 or raw.max() > 1):
-        from moalign.core.errors import ObjectiveError
-
         raise ObjectiveError(f"objectives {run.names} returned scores outside [0, 1] "
                              f"({raw.min():.3g}..{raw.max():.3g}); LOGIT (Eq. 3.4) needs [0, 1]")
     scores = training_rewards(cfg, raw, run.names).to(policy.device)  # (B, K')
@@ -384,8 +333,6 @@ def collect(run: Run, iteration: int) -> Experience:
 
 def minibatch_losses(run: Run, exp: Experience, idx: torch.Tensor) -> dict[str, torch.Tensor]:
     """L_k = L_APA,k (Eq. 3.5) + value_coef·L_V,k (Eq. 3.6) for one minibatch; all (K',)."""
-    from moalign.algorithms.losses import apa_losses, value_losses
-
     cfg = run.cfg
     mb = exp.rollout.select(idx)
     logp = logprobs(run, mb)  # (n, T) with gradients
@@ -402,8 +349,6 @@ def minibatch_losses(run: Run, exp: Experience, idx: torch.Tensor) -> dict[str, 
 def task_gradients(losses: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
     """G = [g_1 … g_K] (P, K), g_k = ∇ L_k w.r.t. `params` (MOLMA Algorithm 1, lines 4-7): one
     backward pass per objective, graph retained; only `params` receive gradients."""
-    from moalign.algorithms.aligned_mtl import flatten_grads
-
     cols = []
     for k in range(losses.shape[0]):
         for p in params:
@@ -415,10 +360,8 @@ def task_gradients(losses: torch.Tensor, params: list[nn.Parameter]) -> torch.Te
 
 def combine(run: Run, G: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
     """The update direction from G with the configured combiner, and conflict statistics."""
-    from moalign.algorithms.aligned_mtl import combine_gradients, gradient_conflict_stats
-
     cfg = run.cfg
-    weights = cfg.task_weights if cfg.mode == "molma" else None
+    weights = cfg.weights if cfg.mode == "molma" else None
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + run.step)  # PCGrad order
     update, info = combine_gradients(cfg.combiner, G, weights, generator=gen)
     before = gradient_conflict_stats(G)
@@ -438,7 +381,7 @@ def combine(run: Run, G: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
     return update, stats
 
 
-def train_step(run: Run, exp: Experience, idx: torch.Tensor) -> dict[str, Any]:
+def train_step(run: Run, exp: Experience, idx: torch.Tensor) -> dict[str, float]:
     """One optimiser step on a minibatch (MOLMA Algorithm 1, lines 3-14).
 
     Policy φ: G = [∇_φ L_1 … ∇_φ L_K] -> combiner (Aligned-MTL by default) -> .grad. The critic ψ
@@ -446,8 +389,6 @@ def train_step(run: Run, exp: Experience, idx: torch.Tensor) -> dict[str, Any]:
     return, so it gets the plain sum ∇_ψ Σ_k L_V,k. Each block is clipped to `grad_clip` on its
     own (the critic's larger gradients do not shrink the policy update); one AdamW step.
     """
-    from moalign.algorithms.aligned_mtl import assign_flat_grad
-
     cfg = run.cfg
     run.policy.model.train()  # LoRA dropout on for the gradient pass
     losses = minibatch_losses(run, exp, idx)
@@ -480,23 +421,27 @@ def minibatches(run: Run, n: int, iteration: int, epoch: int) -> list[torch.Tens
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def save_state(run: Run) -> None:
-    from moalign.core.checkpoint import save_checkpoint
+def checkpoint_parts(run: Run) -> tuple[Policy, list[str], dict[str, nn.Module]]:
+    """What a checkpoint holds: the model holding the adapters, their names, other modules (the
+    value head; with `finetune: full` the whole policy, its adapters live on the frozen copy)."""
+    critic = [VALUE] if run.cfg.critic == "lora" else []
+    if run.reference is None:
+        return run.policy, [POLICY, *critic], {"value_head": run.value_head}
+    holder = Policy(run.reference, run.policy.tokenizer, False, run.policy.name)
+    return holder, critic, {"value_head": run.value_head, "policy": run.policy.model}
 
-    adapters = [POLICY, VALUE] if run.cfg.critic == "lora" else [POLICY]
+
+def save_state(run: Run) -> None:
+    holder, adapters, modules = checkpoint_parts(run)
     extra = {"iteration": run.iteration, "seconds": run.seconds, "history": run.history}
-    save_checkpoint(run.cfg.out_dir, run.policy, adapters, run.step, run.optimizer,
-                    extra=extra, modules={"value_head": run.value_head})
+    save_checkpoint(run.cfg.out_dir, holder, adapters, run.step, run.optimizer,
+                    extra=extra, modules=modules, keep=run.cfg.keep_checkpoints)
 
 
 def restore_state(run: Run) -> None:
     """Load the checkpoint into `run`; drop metrics logged after it (a killed run's tail)."""
-    from moalign.core.checkpoint import load_checkpoint
-    from moalign.core.tracking import drop_metrics_after
-
-    adapters = [POLICY, VALUE] if run.cfg.critic == "lora" else [POLICY]
-    state = load_checkpoint(run.cfg.out_dir, run.policy, adapters, run.optimizer,
-                            modules={"value_head": run.value_head})
+    holder, adapters, modules = checkpoint_parts(run)
+    state = load_checkpoint(run.cfg.out_dir, holder, adapters, run.optimizer, modules=modules)
     _activate(run, POLICY)
     run.step, extra = int(state["step"]), state["extra"]
     run.iteration, run.seconds = int(extra["iteration"]), float(extra["seconds"])
@@ -505,30 +450,41 @@ def restore_state(run: Run) -> None:
 
 
 def finish(run: Run) -> dict[str, Any]:
-    """Save the policy adapter, critic (value adapter + head) and summary.json."""
-    from safetensors.torch import save_file
-
-    from moalign.core.io import atomic_write_json
-    from moalign.models import save_adapter
-
+    """Save the policy (LoRA adapter, or the full model with `finetune: full`), the critic
+    (value adapter + head) and summary.json."""
     unit = UnitDir(Path(run.cfg.out_dir))
-    save_adapter(run.policy, POLICY, unit.adapter)
+    holder, _, _ = checkpoint_parts(run)
+    if run.reference is None:
+        save_adapter(run.policy, POLICY, unit.adapter)
+    else:
+        with atomic_dir(unit.model) as tmp:
+            run.policy.model.save_pretrained(str(tmp))
+            run.policy.tokenizer.save_pretrained(tmp)
     if run.cfg.critic == "lora":
-        save_adapter(run.policy, VALUE, unit.value_adapter)
+        save_adapter(holder, VALUE, unit.value_adapter)
     head = {k: t.detach().cpu().contiguous() for k, t in run.value_head.state_dict().items()}
     save_file(head, unit.value_head, metadata={"outputs": ",".join(run.signals)})
-    n = min(3, len(run.history))
-    first, last = run.history[:n], run.history[-n:]
+    first, last = first_last_means(run.history, run.names)
     summary = {
         "mode": run.cfg.mode, "combiner": run.cfg.combiner, "objectives": run.names,
         "signals": run.signals, "policy": run.cfg.policy, "seed": run.cfg.seed,
         "iterations": run.iteration, "steps": run.step, "seconds": round(run.seconds, 3),
-        "reward_first": {k: _mean([h[k] for h in first]) for k in run.names},
-        "reward_last": {k: _mean([h[k] for h in last]) for k in run.names},
-        "adapter_dir": str(unit.adapter), "critic": run.cfg.critic,
+        "reward_first": first, "reward_last": last,
+        "adapter_dir": str(unit.adapter if run.reference is None else unit.model),
+        "critic": run.cfg.critic, "finetune": run.cfg.finetune,
     }
     atomic_write_json(unit.summary, summary)
     return summary
+
+
+def first_last_means(history: list[dict[str, float]], names: list[str],
+                     window: int = 3) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean reward per objective over the first and the last iterations: up to `window` each,
+    never overlapping (a short run of n iterations uses n // 2; one iteration is both)."""
+    n = max(1, min(window, len(history) // 2))
+    first, last = history[:n], history[-n:]
+    return ({k: _mean([h[k] for h in first]) for k in names},
+            {k: _mean([h[k] for h in last]) for k in names})
 
 
 def _mean(xs: list[float]) -> float:
@@ -538,7 +494,7 @@ def _mean(xs: list[float]) -> float:
 # ----------------------------------------------------------------------------- the loop
 
 
-def _iteration_stats(run: Run, exp: Experience) -> dict[str, Any]:
+def _iteration_stats(run: Run, exp: Experience) -> dict[str, float]:
     means = exp.raw.mean(dim=0).tolist()
     rec = {name: float(m) for name, m in zip(run.names, means, strict=True)}
     run.history.append({"iteration": run.iteration, **rec})
@@ -548,9 +504,7 @@ def _iteration_stats(run: Run, exp: Experience) -> dict[str, Any]:
 
 
 @contextmanager
-def _progress(run: Run) -> Iterator[Any]:
-    from tqdm.auto import tqdm
-
+def _progress(run: Run) -> Iterator[tqdm]:
     bar = tqdm(total=run.cfg.iterations, initial=run.iteration, disable=not run.cfg.progress,
                desc=f"{run.cfg.mode}", unit="iter", dynamic_ncols=True)
     try:
@@ -563,20 +517,13 @@ def train_molma(cfg: MolmaConfig, resume: bool = False) -> dict[str, Any]:
     """Train MOLMA / an SO baseline into `cfg.out_dir`; return (and write) summary.json.
 
     Artifacts: config.yaml, metrics.jsonl (one record per optimiser step), adapter/ (policy
-    LoRA), value_adapter/ + value_head.safetensors (critic), checkpoint/, summary.json.
+    LoRA), value_adapter/ + value_head.safetensors (critic), checkpoint-<step>/, summary.json.
     """
-    from moalign.core.config import save_config
-    from moalign.core.tracking import make_logger
-
     cfg.validate()
-    out = Path(cfg.out_dir)
     run = build_run(cfg)
     if resume:
         restore_state(run)
-    else:
-        UnitDir(out).metrics.unlink(missing_ok=True)  # a fresh run starts a fresh log
-    save_config(cfg, out)
-    logger = make_logger(out, cfg.loggers, dataclasses.asdict(cfg))
+    logger = start_unit(cfg, cfg.out_dir, cfg.loggers, resume)  # fresh: old log, checkpoints go
     with _progress(run) as bar:
         while run.iteration < cfg.iterations:
             t0 = time.perf_counter()

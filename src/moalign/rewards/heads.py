@@ -21,18 +21,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import torch
+from peft import PeftModel
+from safetensors.torch import load_file, save_file
 from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    BatchEncoding,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from moalign.core.config import require
 from moalign.core.errors import DataError, ModelNotFoundError
 from moalign.core.io import atomic_dir, atomic_write_json
-from moalign.models import MINILM, cache_dir, pick_device, resolve_model
+from moalign.data import deterministic_split, embedded_path, load_table, resolve_data
+from moalign.models import MINILM, cache_dir, chat_text, pick_device, resolve_model, to_device
 
 META_FILE = "moalign_scorer.json"
 HEAD_WEIGHTS = "head.safetensors"
@@ -44,12 +57,11 @@ FORMAT_VERSION = 1
 
 
 @lru_cache(maxsize=8)
-def cached_encoder(name_or_path: str = MINILM, device: str = "cpu") -> tuple[Any, Any]:
+def cached_encoder(name_or_path: str = MINILM,
+                   device: str = "cpu") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A sentence encoder (model in eval mode, tokenizer), loaded once per (model, device)."""
-    from transformers import AutoModel, AutoTokenizer
-
     path = resolve_model(name_or_path)
-    model = AutoModel.from_pretrained(path).to(pick_device(device)).eval()
+    model = to_device(AutoModel.from_pretrained(path), pick_device(device)).eval()
     return model, AutoTokenizer.from_pretrained(path)
 
 
@@ -159,10 +171,8 @@ def accuracy(head: PairHead, u: torch.Tensor, v: torch.Tensor, y: torch.Tensor) 
     return float((head(u, v).argmax(-1) == y).float().mean())
 
 
-def save_head(path: str | Path, head: PairHead, meta: dict[str, Any]) -> Path:
+def save_head(path: str | Path, head: PairHead, meta: Mapping[str, object]) -> Path:
     """Write a `kind: head` scorer folder atomically."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     full = {"kind": "head", "format_version": FORMAT_VERSION, "dim": head.dim,
             "n_classes": head.n_classes, "hidden": head.hidden, **meta}
@@ -182,8 +192,6 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 def load_head(path: str | Path) -> tuple[PairHead, dict[str, Any]]:
     """Load a `kind: head` folder -> (PairHead in eval mode, metadata)."""
-    from safetensors.torch import load_file
-
     meta = read_meta(path)
     head = PairHead(int(meta["dim"]), int(meta["n_classes"]), int(meta["hidden"]))
     head.load_state_dict(load_file(Path(path) / HEAD_WEIGHTS))
@@ -220,8 +228,6 @@ class TrainScorerConfig:
 
 
 def _labelled_rows(cfg: TrainScorerConfig) -> tuple[list[str], list[str], list[int], str]:
-    from moalign.data import load_table, resolve_data
-
     path = resolve_data(cfg.data)
     rows = load_table(path, columns={"prompt": cfg.prompt_column,
                                      "response": cfg.response_column,
@@ -237,8 +243,6 @@ def _labelled_rows(cfg: TrainScorerConfig) -> tuple[list[str], list[str], list[i
 
 def _group_split(prompts: list[str], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Hold out whole prompts (no prompt appears in both parts) -> (train idx, val idx)."""
-    from moalign.data import deterministic_split
-
     unique = sorted(set(prompts))
     train_p, val_p = deterministic_split(unique, (1 - val_fraction, val_fraction), seed)
     if not val_p and len(unique) > 1:
@@ -251,7 +255,8 @@ def _group_split(prompts: list[str], val_fraction: float, seed: int) -> tuple[li
     return train, val
 
 
-def _embed_pairs(prompts: list[str], responses: list[str], cfg: TrainScorerConfig):
+def _embed_pairs(prompts: list[str], responses: list[str],
+                 cfg: TrainScorerConfig) -> tuple[torch.Tensor, torch.Tensor]:
     uniq = sorted(set(prompts))
     pu = embed_texts(uniq, cfg.backbone, cfg.device, cfg.embed_batch_size)  # (P, H)
     where = {p: i for i, p in enumerate(uniq)}
@@ -306,8 +311,6 @@ def embedded_head_config(name: str, out: Path | None = None) -> TrainScorerConfi
 def ensure_embedded_head(name: str) -> Path:
     """The head folder of an embedded objective, trained (seeded, < 1 min on CPU) if absent or
     if the shipped label data changed since it was trained."""
-    from moalign.data import embedded_path
-
     if name not in EMBEDDED_HEADS:
         raise KeyError(f"no embedded head {name!r}; known: {sorted(EMBEDDED_HEADS)}")
     out = embedded_head_dir(name)
@@ -324,7 +327,7 @@ def ensure_embedded_head(name: str) -> Path:
 # ----------------------------------------------------------------------------- reward models
 
 
-def _is_causal(config: Any) -> bool:
+def _is_causal(config: PretrainedConfig) -> bool:
     archs = getattr(config, "architectures", None) or []
     return any(a.endswith("ForCausalLM") for a in archs) or bool(getattr(config, "is_decoder",
                                                                          False))
@@ -337,8 +340,9 @@ class ScalarHeadModel(nn.Module):
     (or `prompt\\n\\nresponse` + EOS without one), last-token pooling.
     """
 
-    def __init__(self, backbone: nn.Module, tokenizer: Any, base_model: str, pooling: str,
-                 input_format: str, output: str = "sigmoid") -> None:
+    def __init__(self, backbone: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase,
+                 base_model: str, pooling: str, input_format: str,
+                 output: str = "sigmoid") -> None:
         super().__init__()
         self.backbone, self.tokenizer, self.base_model = backbone, tokenizer, base_model
         self.pooling, self.input_format, self.output = pooling, input_format, output
@@ -351,8 +355,6 @@ class ScalarHeadModel(nn.Module):
     def from_backbone(cls, name_or_path: str, device: str = "cpu", seed: int = 0,
                       output: str = "sigmoid") -> ScalarHeadModel:
         """A fresh scalar head (seeded init) on a pretrained backbone (bundled id, path, HF id)."""
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-
         path = resolve_model(name_or_path)
         causal = _is_causal(AutoConfig.from_pretrained(path))
         tok = AutoTokenizer.from_pretrained(path)
@@ -363,17 +365,18 @@ class ScalarHeadModel(nn.Module):
                         "last" if causal else "mean", fmt, output)
         return model.to(pick_device(device))
 
-    def encode(self, prompts: list[str], responses: list[str], max_length: int = 512) -> Any:
+    def encode(self, prompts: list[str], responses: list[str],
+               max_length: int = 512) -> BatchEncoding:
         """Tokenise (prompt, response) pairs for this model's input format."""
         tok = self.tokenizer
         if self.input_format == "pair":
             return tok(prompts, responses, padding=True, truncation=True, max_length=max_length,
                        return_tensors="pt")
         if self.input_format == "chat":
-            texts = [tok.apply_chat_template([{"role": "user", "content": p},
-                                              {"role": "assistant", "content": r}],
-                                             tokenize=False) for p, r in zip(prompts, responses,
-                                                                             strict=True)]
+            texts = [chat_text(tok, [{"role": "user", "content": p},
+                                     {"role": "assistant", "content": r}],
+                               add_generation_prompt=False)
+                     for p, r in zip(prompts, responses, strict=True)]
         else:
             texts = [f"{p}\n\n{r}{tok.eos_token or ''}" for p, r in zip(prompts, responses,
                                                                         strict=True)]
@@ -390,10 +393,8 @@ class ScalarHeadModel(nn.Module):
         enc = self.encode(prompts, responses).to(next(self.parameters()).device)
         return self(enc["input_ids"], enc["attention_mask"])
 
-    def save(self, path: str | Path, copy_backbone: bool = True, **extra: Any) -> Path:
+    def save(self, path: str | Path, copy_backbone: bool = True, **extra: object) -> Path:
         """Save a `kind: reward_model` folder: head + backbone copy / LoRA adapter / reference."""
-        from safetensors.torch import save_file
-
         path = Path(path)
         meta = {"kind": "reward_model", "format_version": FORMAT_VERSION,
                 "backbone": self.base_model, "pooling": self.pooling,
@@ -417,19 +418,14 @@ class ScalarHeadModel(nn.Module):
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> ScalarHeadModel:
         """Load a folder written by `save()` (eval mode)."""
-        from safetensors.torch import load_file
-        from transformers import AutoModel, AutoTokenizer
-
         path, meta = Path(path), read_meta(path)
         if meta.get("kind") != "reward_model":
             raise ModelNotFoundError(f"{path} holds a {meta.get('kind')!r} scorer, not a reward "
                                      "model")
         src = path / "backbone" if meta.get("weights") == "backbone" else \
             Path(resolve_model(meta["backbone"]))
-        backbone = AutoModel.from_pretrained(str(src))
+        backbone: PreTrainedModel | PeftModel = AutoModel.from_pretrained(str(src))
         if meta.get("weights") == "adapter":
-            from peft import PeftModel
-
             backbone = PeftModel.from_pretrained(backbone, str(path / "adapter"))
         model = cls(backbone, AutoTokenizer.from_pretrained(str(src)), meta["backbone"],
                     meta["pooling"], meta["input_format"], meta.get("output", "sigmoid"))

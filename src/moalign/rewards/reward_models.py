@@ -30,19 +30,40 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import torch
+from peft import get_peft_model
 from tqdm.auto import tqdm
+from transformers import BatchEncoding
 
+from moalign.algorithms.losses import bradley_terry_loss, pairwise_accuracy
 from moalign.core.config import require
 from moalign.core.errors import DataError
-from moalign.models import MINILM, lora_config
+from moalign.data import deterministic_split, embedded_path, load_preferences, resolve_data
+from moalign.models import MINILM, disable_dropout, lora_config
+from moalign.rewards.heads import (
+    META_FILE,
+    ScalarHeadModel,
+    last_token_pool,
+    mean_pool,
+    read_meta,
+)
+from moalign.rewards.scorers import Scorer, build_scorers, embedded_reward_model_dir
 
 EMBEDDED_PREFS = {"helpfulness": "help_prefs", "safety": "safety_prefs"}
 """Embedded objective name -> the preference pairs the project ships for it."""
+
+
+class Hyperparameters(TypedDict):
+    """`RMConfig.resolved()`: the settings whose default depends on `train`."""
+
+    epochs: int
+    lr: float
+    weight_decay: float
 
 
 @dataclass
@@ -81,7 +102,7 @@ class RMConfig:
         require(self.epochs is None or self.epochs > 0, "epochs must be > 0")
         require(self.lr is None or self.lr > 0, "lr must be > 0")
 
-    def resolved(self) -> dict[str, Any]:
+    def resolved(self) -> Hyperparameters:
         """Epochs / lr / weight decay with the per-mode defaults filled in."""
         head = self.train == "head"
         lr_default = {"head": 1e-2, "lora": 1e-4, "full": 1e-5}[self.train]
@@ -95,8 +116,6 @@ class RMConfig:
 
 def load_pairs(cfg: RMConfig) -> tuple[list[dict[str, str]], str]:
     """(prompt, chosen, rejected) records and the source path."""
-    from moalign.data import load_preferences, resolve_data
-
     path = resolve_data(cfg.data or EMBEDDED_PREFS[str(cfg.objective)])
     rows = load_preferences(path, columns=cfg.columns, style=cfg.style)
     rows = [{k: str(r[k]) for k in ("prompt", "chosen", "rejected")} for r in rows
@@ -110,8 +129,6 @@ def load_pairs(cfg: RMConfig) -> tuple[list[dict[str, str]], str]:
 def split_pairs(rows: list[dict[str, str]], val_fraction: float,
                 seed: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """Deterministic held-out split of whole prompts (no prompt is in both parts)."""
-    from moalign.data import deterministic_split
-
     prompts = sorted({r["prompt"] for r in rows})
     if len(prompts) < 2:
         raise DataError("need preference pairs for at least two different prompts to hold "
@@ -126,13 +143,8 @@ def split_pairs(rows: list[dict[str, str]], val_fraction: float,
 # ----------------------------------------------------------------------------- model
 
 
-def build_model(cfg: RMConfig) -> Any:
+def build_model(cfg: RMConfig) -> ScalarHeadModel:
     """A ScalarHeadModel on `cfg.backbone`; LoRA attached for `train: lora`; trainable flags."""
-    from peft import get_peft_model
-
-    from moalign.models import disable_dropout
-    from moalign.rewards.heads import ScalarHeadModel
-
     model = ScalarHeadModel.from_backbone(cfg.backbone, device=cfg.device, seed=cfg.seed)
     if cfg.train == "lora":
         with torch.random.fork_rng(devices=[]):
@@ -145,10 +157,8 @@ def build_model(cfg: RMConfig) -> Any:
     return model
 
 
-def _pool(model: Any, enc: dict[str, torch.Tensor]) -> torch.Tensor:
+def _pool(model: ScalarHeadModel, enc: dict[str, torch.Tensor] | BatchEncoding) -> torch.Tensor:
     """Pooled backbone state (B, H) as in ScalarHeadModel.forward, before the head."""
-    from moalign.rewards.heads import last_token_pool, mean_pool
-
     hidden = model.backbone(input_ids=enc["input_ids"],
                             attention_mask=enc["attention_mask"]).last_hidden_state
     pool = last_token_pool if model.pooling == "last" else mean_pool
@@ -156,7 +166,7 @@ def _pool(model: Any, enc: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def pooled_states(model: Any, prompts: list[str], responses: list[str], max_length: int,
+def pooled_states(model: ScalarHeadModel, prompts: list[str], responses: list[str], max_length: int,
                   batch_size: int = 32) -> torch.Tensor:
     """Frozen-backbone pooled states of (prompt, response) pairs, (N, H) on the model device."""
     device = next(model.parameters()).device
@@ -168,7 +178,7 @@ def pooled_states(model: Any, prompts: list[str], responses: list[str], max_leng
     return torch.cat(out)
 
 
-def pair_states(model: Any, rows: list[dict[str, str]],
+def pair_states(model: ScalarHeadModel, rows: list[dict[str, str]],
                 max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pooled states of the chosen and of the rejected responses: ((N, H), (N, H))."""
     prompts = [r["prompt"] for r in rows]
@@ -176,7 +186,7 @@ def pair_states(model: Any, rows: list[dict[str, str]],
             pooled_states(model, prompts, [r["rejected"] for r in rows], max_length))
 
 
-def head_rewards(model: Any, states: torch.Tensor) -> torch.Tensor:
+def head_rewards(model: ScalarHeadModel, states: torch.Tensor) -> torch.Tensor:
     """r = head(pooled state): (N, H) -> (N,)."""
     return model.head(states).squeeze(-1)
 
@@ -184,11 +194,10 @@ def head_rewards(model: Any, states: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- training
 
 
-def fit_head(model: Any, h_c: torch.Tensor, h_r: torch.Tensor, cfg: RMConfig) -> list[float]:
+def fit_head(model: ScalarHeadModel, h_c: torch.Tensor, h_r: torch.Tensor,
+             cfg: RMConfig) -> list[float]:
     """`train: head`: full-batch AdamW on cached frozen-backbone states of the chosen (h_c) and
     rejected (h_r) responses, Bradley-Terry loss (Eq. 3.2). Returns the loss per epoch."""
-    from moalign.algorithms.losses import bradley_terry_loss
-
     hp = cfg.resolved()
     opt = torch.optim.AdamW(model.head.parameters(), lr=hp["lr"], betas=(0.9, 0.95), eps=1e-5,
                             weight_decay=hp["weight_decay"])
@@ -203,11 +212,9 @@ def fit_head(model: Any, h_c: torch.Tensor, h_r: torch.Tensor, cfg: RMConfig) ->
     return curve
 
 
-def fit_backbone(model: Any, train: list[dict[str, str]], cfg: RMConfig) -> list[float]:
+def fit_backbone(model: ScalarHeadModel, train: list[dict[str, str]], cfg: RMConfig) -> list[float]:
     """`train: lora|full`: minibatch AdamW (betas (0.9, 0.95), eps 1e-5, clip 1.0, cosine decay
     to 10 % of lr; MOLMA §4.3) on the Bradley-Terry loss (Eq. 3.2). Returns per-step losses."""
-    from moalign.algorithms.losses import bradley_terry_loss
-
     hp = cfg.resolved()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=hp["lr"], betas=(0.9, 0.95), eps=1e-5,
@@ -244,15 +251,13 @@ def fit_backbone(model: Any, train: list[dict[str, str]], cfg: RMConfig) -> list
 
 
 @torch.no_grad()
-def _centre_bias(model: Any, h_c: torch.Tensor, h_r: torch.Tensor) -> None:
+def _centre_bias(model: ScalarHeadModel, h_c: torch.Tensor, h_r: torch.Tensor) -> None:
     """Shift the head bias so the mean training reward is 0 (σ(r) = 0.5 on average)."""
-    model.head.bias -= torch.cat([head_rewards(model, h_c), head_rewards(model, h_r)]).mean()
+    model.head.bias.sub_(torch.cat([head_rewards(model, h_c), head_rewards(model, h_r)]).mean())
 
 
 @torch.no_grad()
-def _accuracy(model: Any, h_c: torch.Tensor, h_r: torch.Tensor) -> float:
-    from moalign.algorithms.losses import pairwise_accuracy
-
+def _accuracy(model: ScalarHeadModel, h_c: torch.Tensor, h_r: torch.Tensor) -> float:
     return round(pairwise_accuracy(head_rewards(model, h_c), head_rewards(model, h_r)), 4)
 
 
@@ -294,14 +299,6 @@ def _sha256(path: str) -> str:
 # ----------------------------------------------------------------------------- embedded
 
 
-def embedded_reward_model_dir(name: str) -> Path:
-    """Cache folder of an embedded reward model: `cache_dir()/reward_models/<name>` (the folder
-    `scorers.build_scorer("helpfulness")` reads)."""
-    from moalign.rewards.scorers import embedded_reward_model_dir as scorer_dir
-
-    return scorer_dir(name)
-
-
 def embedded_rm_config(name: str, out: Path | None = None) -> RMConfig:
     """The training config of an embedded reward model (MiniLM frozen + linear head)."""
     if name not in EMBEDDED_PREFS:
@@ -313,9 +310,6 @@ def embedded_rm_config(name: str, out: Path | None = None) -> RMConfig:
 def ensure_embedded_reward_model(name: str) -> Path:
     """The folder of embedded reward model `name`, trained from the shipped pairs (seconds on a
     CPU) if it is missing or the pairs / recipe changed since it was trained."""
-    from moalign.data import embedded_path
-    from moalign.rewards.heads import META_FILE, read_meta
-
     out = embedded_reward_model_dir(name)
     cfg = embedded_rm_config(name, out)
     if (out / META_FILE).is_file():
@@ -333,13 +327,14 @@ def ensure_embedded_reward_models() -> dict[str, Path]:
     return {name: ensure_embedded_reward_model(name) for name in EMBEDDED_PREFS}
 
 
-def objective_scorers(objectives: list[Any]) -> list[Any]:
+def objective_scorers(
+    objectives: Sequence[str | dict[str, Any] | Scorer | Callable[..., Any]],
+) -> list[Scorer]:
     """`scorers.build_scorers(objectives)`, training the embedded `helpfulness` / `safety` reward
     models first if they are missing (so `objectives: [helpfulness, safety]` just works)."""
-    from moalign.rewards.scorers import build_scorers
-
     for spec in objectives:
-        name = spec if isinstance(spec, str) else spec.get("embedded")
+        name = spec if isinstance(spec, str) else (
+            spec.get("embedded") if isinstance(spec, dict) else None)
         if name in EMBEDDED_PREFS:
             ensure_embedded_reward_model(name)
     return build_scorers(objectives)

@@ -12,7 +12,10 @@ Kinds (`build_scorer({"kind": ..., **options})`):
 * `reward_model` — a `ScalarHeadModel` folder (`path`, or `embedded` = helpfulness / safety),
   `mapping` `sigmoid` (default, from the folder) or `raw`.
 * `head` — a pair head from `moalign train-scorer` (`path`, or `embedded` = reflection / empathy).
-* `python` — `function` = `pkg.mod:func` or `pkg.mod.func`, `f(prompts, responses) -> floats`.
+* `python` — `function` = `pkg.mod:func`, `pkg.mod.func`, a callable or a list of them; either
+  `f(prompts, responses) -> floats` or a TRL reward function (keywords `prompts=`,
+  `completions=`, the dataset's other columns; None = not applicable); several functions with
+  `reward_weights` make one objective as TRL combines them (`moalign.rewards.functions`).
 
 Common options: `name`, `higher_is_better`, `device` (`auto`, `cpu`, `cuda:1`), `batch_size`.
 `higher_is_better` is metadata only: scores are never flipped here; a trainer that maximises
@@ -26,15 +29,32 @@ import importlib
 import inspect
 import json
 import math
+import sys
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ParamSpec, Protocol, TypedDict, TypeVar, Unpack, runtime_checkable
 
 import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from moalign.core.errors import ModelNotFoundError, ObjectiveError
-from moalign.models import MINILM, SMOLLM2, cache_dir, pick_device, resolve_model
+from moalign.models import (
+    MINILM,
+    SMOLLM2,
+    cache_dir,
+    chat_text,
+    pick_device,
+    resolve_model,
+    to_device,
+)
+from moalign.rewards.functions import call_reward_function, combine_functions, fill_unscored
 from moalign.rewards.heads import (
     META_FILE,
     ScalarHeadModel,
@@ -45,7 +65,10 @@ from moalign.rewards.heads import (
     read_meta,
 )
 
-EMBEDDED_OBJECTIVES: dict[str, dict[str, Any]] = {
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EMBEDDED_OBJECTIVES: dict[str, dict[str, str]] = {
     "reflection": {"kind": "head", "embedded": "reflection"},
     "empathy": {"kind": "head", "embedded": "empathy"},
     "fluency": {"kind": "perplexity", "model": SMOLLM2, "mapping": "inverse"},
@@ -62,6 +85,20 @@ class Scorer(Protocol):
     higher_is_better: bool
 
     def score(self, prompts: list[str], responses: list[str]) -> torch.Tensor: ...
+
+
+class CommonOptions(TypedDict, total=False):
+    """The options every scorer kind takes (`BaseScorer.__init__`) but `higher_is_better`."""
+
+    name: str | None
+    device: str
+    batch_size: int
+
+
+class ScorerOptions(CommonOptions, total=False):
+    """The options every scorer kind takes (`BaseScorer.__init__`)."""
+
+    higher_is_better: bool
 
 
 class BaseScorer:
@@ -99,18 +136,14 @@ class BaseScorer:
 
 
 @lru_cache(maxsize=8)
-def _classifier(path: str, device: str) -> tuple[Any, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    model = AutoModelForSequenceClassification.from_pretrained(path).to(device).eval()
+def _classifier(path: str, device: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    model = to_device(AutoModelForSequenceClassification.from_pretrained(path), device).eval()
     return model, AutoTokenizer.from_pretrained(path)
 
 
 @lru_cache(maxsize=4)
-def _causal_lm(path: str, device: str) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
+def _causal_lm(path: str, device: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    model = to_device(AutoModelForCausalLM.from_pretrained(path), device).eval()
     return model, AutoTokenizer.from_pretrained(path)
 
 
@@ -119,9 +152,10 @@ def _reward_model(path: str, mtime: float, device: str) -> ScalarHeadModel:
     return ScalarHeadModel.load(path, device)
 
 
-def _load_model_or_error(loader: Callable[..., Any], name: str, *args: Any) -> Any:
+def _load_model_or_error(loader: Callable[P, R], name: str, *args: P.args,
+                         **kwargs: P.kwargs) -> R:
     try:
-        return loader(*args)
+        return loader(*args, **kwargs)
     except OSError as e:
         raise ModelNotFoundError(f"cannot load model {name!r}: {e}. Offline? Use a local folder "
                                  f"or a bundled id ({SMOLLM2!r}, {MINILM!r}).") from None
@@ -136,7 +170,7 @@ class ClassifierScorer(BaseScorer):
     kind = "classifier"
 
     def __init__(self, model: str, label: str | int | None = None, pair: bool = True,
-                 max_length: int = 512, **common: Any) -> None:
+                 max_length: int = 512, **common: Unpack[ScorerOptions]) -> None:
         super().__init__(**common)
         self.model, self.tokenizer = _load_model_or_error(
             _classifier, model, resolve_model(model), str(self.device))
@@ -145,23 +179,26 @@ class ClassifierScorer(BaseScorer):
 
     def _label_index(self, label: str | int | None) -> int | None:
         cfg = self.model.config
-        if cfg.num_labels == 1:
+        n_labels = int(cfg.num_labels or 0)
+        label2id: dict[str, int | str] = dict(cfg.label2id or {})
+        if n_labels == 1:
             return None
         if label is None:
-            if cfg.num_labels == 2:
+            if n_labels == 2:
                 return 1
-            raise ObjectiveError(f"{self.name}: the classifier has {cfg.num_labels} labels "
-                                 f"{list(cfg.id2label.values())}; pick one with label=<name>")
+            raise ObjectiveError(f"{self.name}: the classifier has {n_labels} labels "
+                                 f"{list((cfg.id2label or {}).values())}; pick one with "
+                                 "label=<name>")
         if isinstance(label, int) or str(label).isdigit():
             idx = int(label)
-        elif label in cfg.label2id:
-            idx = int(cfg.label2id[label])
+        elif label in label2id:
+            idx = int(label2id[label])
         else:
             raise ObjectiveError(f"{self.name}: unknown label {label!r}; the classifier's "
-                                 f"labels are {list(cfg.label2id)}")
-        if not 0 <= idx < cfg.num_labels:
+                                 f"labels are {list(label2id)}")
+        if not 0 <= idx < n_labels:
             raise ObjectiveError(f"{self.name}: label index {idx} out of range "
-                                 f"(0..{cfg.num_labels - 1})")
+                                 f"(0..{n_labels - 1})")
         return idx
 
     def _score_batch(self, prompts: list[str], responses: list[str]) -> torch.Tensor:
@@ -174,10 +211,9 @@ class ClassifierScorer(BaseScorer):
         return logits.softmax(-1)[:, self.label_index]
 
 
-def _prompt_prefix(tok: Any, prompt: str, template: str) -> list[int]:
+def _prompt_prefix(tok: PreTrainedTokenizerBase, prompt: str, template: str) -> list[int]:
     if template == "chat":
-        text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                       add_generation_prompt=True)
+        text = chat_text(tok, [{"role": "user", "content": prompt}])
         return tok(text, add_special_tokens=False)["input_ids"]
     ids = tok(prompt + "\n", add_special_tokens=True)["input_ids"] if prompt else []
     if not ids:
@@ -186,7 +222,8 @@ def _prompt_prefix(tok: Any, prompt: str, template: str) -> list[int]:
     return ids
 
 
-def _pack(prefixes: list[list[int]], targets: list[list[int]], pad: int, max_length: int):
+def _pack(prefixes: list[list[int]], targets: list[list[int]], pad: int,
+          max_length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-padded ids (b, T), attention mask (b, T) and a response-token mask (b, T)."""
     rows = []
     for p, r in zip(prefixes, targets, strict=True):
@@ -206,8 +243,8 @@ def _pack(prefixes: list[list[int]], targets: list[list[int]], pad: int, max_len
 
 
 def response_nll(
-    model: Any, tok: Any, prompts: list[str], responses: list[str], template: str = "plain",
-    max_length: int = 512,
+    model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompts: list[str],
+    responses: list[str], template: str = "plain", max_length: int = 512,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed NLL of the response tokens given the prompt and their count: ((b,), (b,)).
 
@@ -250,7 +287,7 @@ class PerplexityScorer(BaseScorer):
 
     def __init__(self, model: str = SMOLLM2, mapping: str = "inverse", template: str = "auto",
                  max_length: int = 512, higher_is_better: bool | None = None,
-                 **common: Any) -> None:
+                 **common: Unpack[CommonOptions]) -> None:
         map_perplexity(torch.ones(1), mapping)  # validate early
         hib = mapping != "raw" if higher_is_better is None else higher_is_better
         super().__init__(higher_is_better=hib, **common)
@@ -278,7 +315,8 @@ class EmbeddingScorer(BaseScorer):
 
     kind = "embedding"
 
-    def __init__(self, model: str = MINILM, max_length: int = 256, **common: Any) -> None:
+    def __init__(self, model: str = MINILM, max_length: int = 256,
+                 **common: Unpack[ScorerOptions]) -> None:
         super().__init__(**common)
         self.model, self.tokenizer = _load_model_or_error(cached_encoder, model, model,
                                                           str(self.device))
@@ -294,7 +332,8 @@ class EmbeddingScorer(BaseScorer):
 
 
 def embedded_reward_model_dir(name: str) -> Path:
-    """Where `moalign train-rm --objective <name>` saves the embedded reward model."""
+    """Where `moalign prepare` and `moalign train-rm --objective <name> --replace-prepared` save
+    the embedded reward model."""
     return cache_dir() / "reward_models" / name
 
 
@@ -304,14 +343,15 @@ class RewardModelScorer(BaseScorer):
     kind = "reward_model"
 
     def __init__(self, path: str | None = None, embedded: str | None = None,
-                 mapping: str | None = None, **common: Any) -> None:
-        super().__init__(**{"name": embedded or (path and Path(path).name), **common})
+                 mapping: str | None = None, **common: Unpack[ScorerOptions]) -> None:
+        super().__init__(**(ScorerOptions(name=embedded or (path and Path(path).name)) | common))
         folder = Path(path) if path else embedded_reward_model_dir(str(embedded))
         if not (folder / META_FILE).is_file():
             if embedded:
                 raise ObjectiveError(
                     f"the {embedded} reward model is not trained yet (looked in {folder}): run "
-                    f"`moalign train-rm --objective {embedded}` (or `make setup`)")
+                    f"`moalign prepare` (or `moalign train-rm --objective {embedded} "
+                    "--replace-prepared`)")
             raise ObjectiveError(f"{folder} is not a saved reward model ({META_FILE} missing)")
         mtime = (folder / META_FILE).stat().st_mtime
         self.model = _reward_model(str(folder), mtime, str(self.device))
@@ -330,8 +370,8 @@ class HeadScorer(BaseScorer):
     kind = "head"
 
     def __init__(self, path: str | None = None, embedded: str | None = None,
-                 max_length: int = 256, **common: Any) -> None:
-        super().__init__(**{"name": embedded or (path and Path(path).name), **common})
+                 max_length: int = 256, **common: Unpack[ScorerOptions]) -> None:
+        super().__init__(**(ScorerOptions(name=embedded or (path and Path(path).name)) | common))
         if path is None and embedded is None:
             raise ObjectiveError("a `head` scorer needs `path` (a train-scorer folder)")
         folder = Path(path) if path else ensure_embedded_head(str(embedded))
@@ -351,35 +391,60 @@ class HeadScorer(BaseScorer):
 
 
 def import_function(dotted: str) -> Callable[..., Any]:
-    """`pkg.mod:func` or `pkg.mod.func` -> the function."""
+    """`pkg.mod:func` or `pkg.mod.func` -> the function; modules in the current folder are
+    importable, as with ``python -m`` (the folder is added to ``sys.path``)."""
     mod_name, _, attr = dotted.partition(":") if ":" in dotted else dotted.rpartition(".")
+    cwd = str(Path.cwd())
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
     try:
         fn = getattr(importlib.import_module(mod_name), attr)
     except (ImportError, AttributeError, ValueError) as e:
         raise ObjectiveError(f"cannot import scorer function {dotted!r} ({e}); use "
-                             "`package.module:function` importable from the current path") from None
+                             "`package.module:function` importable from the current folder "
+                             f"({cwd}) or PYTHONPATH") from None
     if not callable(fn):
         raise ObjectiveError(f"{dotted!r} is not callable")
     return fn
 
 
+RewardFunction = str | Callable[..., Any]
+"""A reward function, or its import path `pkg.mod:func`."""
+
+
 class PythonScorer(BaseScorer):
-    """A user function `f(prompts, responses) -> list[float]` (one float per example)."""
+    """User reward function(s): moalign's ``f(prompts, responses)`` or TRL's convention
+    (keywords ``prompts=``, ``completions=``, dataset columns; see `moalign.rewards.functions`).
+    Several functions with `reward_weights` make one objective, combined as TRL combines them;
+    a None entry means "not applicable" (an explicit NaN stays an error)."""
 
     kind = "python"
 
-    def __init__(self, function: str | Callable[..., Any], **common: Any) -> None:
-        default = function if isinstance(function, str) else getattr(function, "__name__", None)
-        super().__init__(**{"name": default, "device": "cpu", **common})
-        self.fn = import_function(function) if isinstance(function, str) else function
+    def __init__(self, function: RewardFunction | list[RewardFunction]
+                 | tuple[RewardFunction, ...],
+                 reward_weights: Sequence[float] | None = None,
+                 **common: Unpack[ScorerOptions]) -> None:
+        fns = list(function) if isinstance(function, list | tuple) else [function]
+        default = "+".join(f if isinstance(f, str) else getattr(f, "__name__", "reward")
+                           for f in fns)
+        super().__init__(**(ScorerOptions(name=default, device="cpu") | common))
+        if not fns:
+            raise ObjectiveError(f"{self.name}: give at least one function")
+        self.fns = [import_function(f) if isinstance(f, str) else f for f in fns]
+        self.reward_weights = ([1.0] * len(fns) if reward_weights is None
+                               else [float(w) for w in reward_weights])
+        if len(self.reward_weights) != len(self.fns):
+            raise ObjectiveError(f"{self.name}: {len(self.reward_weights)} reward_weights for "
+                                 f"{len(self.fns)} functions; give one weight per function")
 
-    def _score_batch(self, prompts: list[str], responses: list[str]) -> torch.Tensor:
-        values = self.fn(prompts, responses)
-        out = torch.as_tensor([float(v) for v in values], dtype=torch.float32)  # (b,)
-        if out.shape != (len(prompts),):
-            raise ObjectiveError(f"{self.name}: the function returned {out.numel()} scores for "
-                                 f"{len(prompts)} examples; return one float per example")
-        return out
+    def score(self, prompts: list[str], responses: list[str]) -> torch.Tensor:
+        """Each function called once on the whole batch (as TRL calls it); (B,)."""
+        if len(prompts) != len(responses):
+            raise ObjectiveError(f"{self.name}: {len(prompts)} prompts but {len(responses)} "
+                                 "responses; pass one response per prompt")
+        values = [call_reward_function(fn, prompts, responses) for fn in self.fns]  # (F, B)
+        scores, unscored = combine_functions(values, self.reward_weights)
+        return fill_unscored(scores, unscored, prompts)
 
 
 SCORER_KINDS: dict[str, type[BaseScorer]] = {
@@ -432,24 +497,29 @@ def _build_cached(key: str) -> BaseScorer:
     return cls(**spec)
 
 
-def build_scorer(spec: str | dict[str, Any]) -> BaseScorer:
+def build_scorer(spec: str | dict[str, Any] | Scorer | Callable[..., Any]) -> Scorer:
     """A scorer from an embedded objective name, a saved scorer folder, `kind:value`, or a dict.
 
     Scorers are cached: the same spec returns the same (already loaded) object, and scorers on
     the same model share its weights.
     """
     if not isinstance(spec, str | dict):
+        if callable(spec) and not isinstance(spec, Scorer):  # a bare reward function (TRL)
+            return PythonScorer(spec)
         return spec  # already a scorer object
     data = _spec_from_string(spec) if isinstance(spec, str) else dict(spec)
     kind = data.get("kind")
     if kind not in SCORER_KINDS:
         raise ObjectiveError(f"scorer spec {spec!r} needs `kind`, one of {sorted(SCORER_KINDS)}")
-    if callable(data.get("function")):
+    fn = data.get("function")
+    if callable(fn) or (isinstance(fn, list | tuple) and any(callable(f) for f in fn)):
         return PythonScorer(**{k: v for k, v in data.items() if k != "kind"})
     return _build_cached(_cache_key(data))
 
 
-def build_scorers(specs: Sequence[str | dict[str, Any]] | str) -> list[BaseScorer]:
+def build_scorers(
+    specs: Sequence[str | dict[str, Any] | Scorer | Callable[..., Any]] | str,
+) -> list[Scorer]:
     """Several scorers; a string is split on commas (`"reflection,empathy,fluency"`)."""
     if isinstance(specs, str):
         specs = [s.strip() for s in specs.split(",") if s.strip()]

@@ -16,7 +16,9 @@ A study (`moalign run`) writes::
     RUN/report/report.html  report.md  figures/
 
 A trained unit (`UnitDir`, a trainer's ``out_dir``) holds ``config.yaml``, ``metrics.jsonl``,
-``adapter/``, ``checkpoint/`` and ``summary.json``. An ensemble folder made by
+``adapter/``, ``summary.json`` and its last checkpoints ``checkpoint-<step>/`` (`CheckpointDir`;
+``.checkpoint-<step>.<kind>/`` while one is written, replaced or deleted; moalign 0.1 wrote one
+pickled ``checkpoint/``, never loaded now). An ensemble folder made by
 `moalign ensemble create` has the `SeedDir` layout (``ensemble.json`` + ``experts/``).
 
 The types are small frozen dataclasses around a `Path`; they only name paths (nothing here
@@ -27,12 +29,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 CONFIG_YAML = "config.yaml"
 ENSEMBLE_JSON = "ensemble.json"
 SUMMARY_JSON = "summary.json"
 METRICS_JSONL = "metrics.jsonl"
 SEED_PREFIX = "seed_"
+CHECKPOINT_PREFIX = "checkpoint-"
+CHECKPOINT_TEMP_KINDS = ("deleting", "partial", "replaced")
+"""A save writes `partial`, moves an existing folder of the same step aside as `replaced`, and
+renames a checkpoint it prunes to `deleting` before removing it."""
 
 
 def _seed_name(seed: int) -> str:
@@ -47,94 +54,113 @@ class _Dir:
         object.__setattr__(self, "root", Path(self.root))  # accept str roots too
 
 
+class _Child:
+    """A fixed file or folder of a directory type: ``UnitDir(p).adapter`` is ``p / "adapter"``."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+
+    @overload
+    def __get__(self, obj: None, owner: type[_Dir]) -> _Child: ...
+    @overload
+    def __get__(self, obj: _Dir, owner: type[_Dir]) -> Path: ...
+
+    def __get__(self, obj: _Dir | None, owner: type[_Dir]) -> Path | _Child:
+        return self if obj is None else obj.root.joinpath(*self.parts)
+
+
 @dataclass(frozen=True)
 class UnitDir(_Dir):
     """One trained run (an SCST expert or baseline, a MOLMA / SO policy): a trainer's out_dir."""
 
-    @property
-    def config(self) -> Path:
-        return self.root / CONFIG_YAML
+    config = _Child(CONFIG_YAML)
+    metrics = _Child(METRICS_JSONL)
+    adapter = _Child("adapter")
+    model = _Child("model")
+    """A fully fine-tuned policy (MOLMA `finetune: full`): model and tokenizer folder."""
 
-    @property
-    def metrics(self) -> Path:
-        return self.root / METRICS_JSONL
+    def checkpoint_at(self, step: int) -> Path:
+        """The checkpoint saved at optimiser step `step` (HF Trainer's ``checkpoint-<step>``)."""
+        return self.root / f"{CHECKPOINT_PREFIX}{step}"
 
-    @property
-    def adapter(self) -> Path:
-        return self.root / "adapter"
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """The numbered checkpoint folders on disk as (step, path), newest (highest step) first."""
+        found = []
+        for p in self.root.glob(f"{CHECKPOINT_PREFIX}*"):
+            step = p.name[len(CHECKPOINT_PREFIX):]
+            if p.is_dir() and step.isdigit():
+                found.append((int(step), p))
+        return sorted(found, reverse=True)
 
-    @property
-    def checkpoint(self) -> Path:
-        return self.root / "checkpoint"
+    def checkpoint_temp(self, step: int, kind: str) -> Path:
+        """A checkpoint folder in transit: `kind` is one of `CHECKPOINT_TEMP_KINDS`."""
+        return self.root / f".{CHECKPOINT_PREFIX}{step}.{kind}"
 
-    @property
-    def summary(self) -> Path:
-        return self.root / SUMMARY_JSON
+    def checkpoint_temps(self) -> list[tuple[int, str, Path]]:
+        """Checkpoint folders left in transit by an interrupted save, as (step, kind, path)."""
+        found = []
+        for p in self.root.glob(f".{CHECKPOINT_PREFIX}*"):
+            step, _, kind = p.name[len(CHECKPOINT_PREFIX) + 1:].partition(".")
+            if p.is_dir() and step.isdigit() and kind in CHECKPOINT_TEMP_KINDS:
+                found.append((int(step), kind, p))
+        return sorted(found)
 
-    @property
-    def value_adapter(self) -> Path:
-        """MOLMA's critic: its LoRA value adapter ..."""
-        return self.root / "value_adapter"
+    legacy_checkpoint = _Child("checkpoint")
+    """moalign 0.1's single checkpoint folder (``state.pt`` is a pickle: never loaded)."""
 
-    @property
-    def value_head(self) -> Path:
-        """... and its value head."""
-        return self.root / "value_head.safetensors"
+    summary = _Child(SUMMARY_JSON)
+    value_adapter = _Child("value_adapter")
+    """MOLMA's critic: its LoRA value adapter ..."""
+
+    value_head = _Child("value_head.safetensors")
+    """... and its value head."""
 
     def seed(self, seed: int) -> UnitDir:
         """One seed of a multi-seed training command (`train-expert --seeds`)."""
         return UnitDir(self.root / _seed_name(seed))
 
-    @property
-    def seeds_summary(self) -> Path:
-        return self.root / "seeds_summary.json"
+    seeds_summary = _Child("seeds_summary.json")
+
+
+@dataclass(frozen=True)
+class CheckpointDir(_Dir):
+    """One training checkpoint (`moalign.core.checkpoint`); no file in it is a pickle."""
+
+    state_json = _Child("state.json")
+    """Step, optimiser hyper-parameters and counters, cursors, RNG scalars, extra state."""
+
+    state_tensors = _Child("state.safetensors")
+    """The tensors `state_json` refers to (optimiser moments, RNG streams)."""
+
+    manifest = _Child("manifest.json")
+    """Size and sha256 of every other file; written last, so its presence means complete."""
+
+    def adapter(self, name: str) -> Path:
+        """The LoRA weights of adapter `name`."""
+        return self.root / "adapters" / f"{name}.safetensors"
+
+    def module(self, name: str) -> Path:
+        """Another trained module (a value head, a fully fine-tuned model)."""
+        return self.root / "modules" / f"{name}.safetensors"
 
 
 @dataclass(frozen=True)
 class SearchDir(_Dir):
     """The artifacts of one weight search (`moalign search`, a study's search stage)."""
 
-    @property
-    def config(self) -> Path:
-        return self.root / CONFIG_YAML
+    config = _Child(CONFIG_YAML)
+    results = _Child("results.jsonl")
+    """Every evaluated point, appended as it is evaluated (the resume cache)."""
 
-    @property
-    def results(self) -> Path:
-        """Every evaluated point, appended as it is evaluated (the resume cache)."""
-        return self.root / "results.jsonl"
-
-    @property
-    def fingerprint(self) -> Path:
-        return self.root / "fingerprint.json"
-
-    @property
-    def summary(self) -> Path:
-        return self.root / SUMMARY_JSON
-
-    @property
-    def best_weights(self) -> Path:
-        return self.root / "best_weights.json"
-
-    @property
-    def history(self) -> Path:
-        return self.root / "history.json"
-
-    @property
-    def pareto(self) -> Path:
-        return self.root / "pareto.json"
-
-    @property
-    def overview_png(self) -> Path:
-        return self.root / "search_overview.png"
-
-    @property
-    def pareto_png(self) -> Path:
-        return self.root / "pareto.png"
-
-    @property
-    def legacy_best(self) -> Path:
-        """``best.json`` of early versions (read by the report when no summary exists)."""
-        return self.root / "best.json"
+    fingerprint = _Child("fingerprint.json")
+    summary = _Child(SUMMARY_JSON)
+    best_weights = _Child("best_weights.json")
+    history = _Child("history.json")
+    pareto = _Child("pareto.json")
+    overview_png = _Child("search_overview.png")
+    pareto_png = _Child("pareto.png")
+    legacy_best = _Child("best.json")
+    """``best.json`` of early versions (read by the report when no summary exists)."""
 
     def iteration_png(self, iteration: int) -> Path:
         return self.root / f"search_iter_{iteration:02d}.png"
@@ -152,21 +178,10 @@ class SearchDir(_Dir):
 class SeedDir(_Dir):
     """The models of one training seed (also the layout of a standalone ensemble folder)."""
 
-    @property
-    def ensemble_json(self) -> Path:
-        return self.root / ENSEMBLE_JSON
-
-    @property
-    def experts_dir(self) -> Path:
-        return self.root / "experts"
-
-    @property
-    def baselines_dir(self) -> Path:
-        return self.root / "baselines"
-
-    @property
-    def train_dir(self) -> Path:
-        return self.root / "train"
+    ensemble_json = _Child(ENSEMBLE_JSON)
+    experts_dir = _Child("experts")
+    baselines_dir = _Child("baselines")
+    train_dir = _Child("train")
 
     def expert(self, objective: str) -> UnitDir:
         return UnitDir(self.experts_dir / objective)
@@ -182,6 +197,12 @@ class SeedDir(_Dir):
         """The manifest entry of an expert's adapter, relative to this folder."""
         return self.expert(objective).adapter.relative_to(self.root).as_posix()
 
+    export = _Child("export")
+    """`moalign ensemble export`'s default output: a Hub-ready copy of this ensemble."""
+
+    model_card = _Child("README.md")
+    """The model card of an exported ensemble (the Hub shows README.md)."""
+
     @property
     def search(self) -> SearchDir:
         return SearchDir(self.root / "search")
@@ -192,22 +213,12 @@ class RunDir(_Dir):
     """A study's run directory (`moalign run`); see the module docstring for the tree."""
 
     # overview
-    @property
-    def config_yaml(self) -> Path:
-        return self.root / CONFIG_YAML
+    config_yaml = _Child(CONFIG_YAML)
+    study_json = _Child("study.json")
+    ensemble_json = _Child(ENSEMBLE_JSON)
+    """The first training seed's ensemble, published so `moalign generate -e RUN` works."""
 
-    @property
-    def study_json(self) -> Path:
-        return self.root / "study.json"
-
-    @property
-    def ensemble_json(self) -> Path:
-        """The first training seed's ensemble, published so `moalign generate -e RUN` works."""
-        return self.root / ENSEMBLE_JSON
-
-    @property
-    def stages_dir(self) -> Path:
-        return self.root / "stages"
+    stages_dir = _Child("stages")
 
     def stage_marker(self, name: str) -> Path:
         return self.stages_dir / f"{name}.json"
@@ -233,9 +244,7 @@ class RunDir(_Dir):
         return SearchDir(self.root / "search")
 
     # evaluation
-    @property
-    def eval_dir(self) -> Path:
-        return self.root / "eval"
+    eval_dir = _Child("eval")
 
     def eval_units(self, system: str) -> Path:
         return self.eval_dir / "units" / system
@@ -247,9 +256,7 @@ class RunDir(_Dir):
     def unit_files(self, system: str) -> list[Path]:
         return sorted(self.eval_units(system).glob("*.json"))
 
-    @property
-    def generations_dir(self) -> Path:
-        return self.eval_dir / "generations"
+    generations_dir = _Child("eval", "generations")
 
     def generations(self, system: str) -> Path:
         return self.generations_dir / f"{system}.jsonl"
@@ -258,9 +265,7 @@ class RunDir(_Dir):
         d = self.generations_dir
         return sorted(d.glob("*.jsonl")) if d.is_dir() else []
 
-    @property
-    def table(self) -> Path:
-        return self.eval_dir / "table.json"
+    table = _Child("eval", "table.json")
 
     # MOLMA and human evaluation
     def reward_model(self, objective: str) -> Path:
@@ -272,31 +277,13 @@ class RunDir(_Dir):
     def reward_model_metric_files(self) -> list[Path]:
         return sorted(self.root.glob("reward_models/*/metrics.json"))
 
-    @property
-    def win_rates(self) -> Path:
-        return self.root / "compare" / "win_rates.json"
-
-    @property
-    def reward_scatter(self) -> Path:
-        return self.root / "compare" / "reward_scatter.png"
-
-    @property
-    def human_scores(self) -> Path:
-        return self.root / "human_eval" / "scores.json"
+    win_rates = _Child("compare", "win_rates.json")
+    reward_scatter = _Child("compare", "reward_scatter.png")
+    human_scores = _Child("human_eval", "scores.json")
 
     # report
-    @property
-    def report_dir(self) -> Path:
-        return self.root / "report"
+    report_dir = _Child("report")
 
-    @property
-    def figures_dir(self) -> Path:
-        return self.report_dir / "figures"
-
-    @property
-    def report_html(self) -> Path:
-        return self.report_dir / "report.html"
-
-    @property
-    def report_md(self) -> Path:
-        return self.report_dir / "report.md"
+    figures_dir = _Child("report", "figures")
+    report_html = _Child("report", "report.html")
+    report_md = _Child("report", "report.md")

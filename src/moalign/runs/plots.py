@@ -1,7 +1,8 @@
 """Figures: weight-search iterations (EMORL Figure 4), Pareto fronts, training curves and
 per-prompt reward scatters (MOLMA Figure 3).
 
-Matplotlib with the Agg backend (no display needed). Every PNG is written atomically: saved to a
+Matplotlib's object API (a `Figure` per plot, no pyplot): nothing needs a display and importing
+this module leaves the process's backend alone. Every PNG is written atomically: saved to a
 temporary file in the target folder, then renamed over the destination with ``os.replace``.
 """
 
@@ -16,22 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from moalign.algorithms.grid_search import SearchResult  # noqa: E402
-from moalign.runs.layout import SearchDir  # noqa: E402
+from moalign.algorithms.grid_search import SearchResult
+from moalign.runs.layout import SearchDir
 
 CMAP = "viridis"
 
 
 def save_figure(fig: Figure, out_path: str | Path, dpi: int = 120) -> Path:
-    """Save ``fig`` as PNG atomically (temp file in the same folder + ``os.replace``), close it."""
+    """Save ``fig`` as PNG atomically (temp file in the same folder + ``os.replace``)."""
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
@@ -42,8 +42,6 @@ def save_figure(fig: Figure, out_path: str | Path, dpi: int = 120) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -77,7 +75,7 @@ def _limits(bounds: Sequence[Sequence[float]]) -> list[tuple[float, float]]:
     return [(lo - 0.06 * (hi - lo), hi + 0.06 * (hi - lo)) for lo, hi in bounds]
 
 
-def _draw_3d(ax: Any, entry: Mapping[str, Any], names: list[str], norm: Any) -> Any:
+def _draw_3d(ax: Any, entry: Mapping[str, Any], names: list[str], norm: Normalize) -> Any:
     pts, scores, ok = _iteration_arrays(entry)
     sc = ax.scatter(*pts[ok].T, c=scores[ok], cmap=CMAP, norm=norm, s=40, depthshade=False)
     if (~ok).any():
@@ -99,20 +97,21 @@ def _draw_3d(ax: Any, entry: Mapping[str, Any], names: list[str], norm: Any) -> 
     return sc
 
 
-def _draw_2d(ax: Axes, entry: Mapping[str, Any], names: list[str], norm: Any) -> Any:
+def _draw_2d(ax: Axes, entry: Mapping[str, Any], names: list[str], norm: Normalize) -> Any:
     pts, scores, ok = _iteration_arrays(entry)
     sc = ax.scatter(pts[ok, 0], pts[ok, 1], c=scores[ok], cmap=CMAP, norm=norm, s=60)
     if (~ok).any():
         ax.scatter(pts[~ok, 0], pts[~ok, 1], marker="x", c="grey", s=60, label="skipped (zero)")
     if entry.get("chosen_box") is not None:
         (x0, x1), (y0, y1) = entry["chosen_box"]
-        rect = plt.Rectangle(
+        rect = Rectangle(
             (x0, y0), x1 - x0, y1 - y0, fill=False, ec="red", lw=1.5, label="chosen box"
         )
         ax.add_patch(rect)
     best = _iteration_best(entry)
     if best is not None:
-        ax.scatter(*best, marker="*", s=260, c="red", edgecolors="black", label="best", zorder=3)
+        ax.scatter(best[0], best[1], marker="*", s=260, c="red", edgecolors="black", label="best",
+                   zorder=3)
     (xl, yl) = _limits(entry["bounds"])
     ax.set_xlim(*xl)
     ax.set_ylim(*yl)
@@ -122,11 +121,12 @@ def _draw_2d(ax: Axes, entry: Mapping[str, Any], names: list[str], norm: Any) ->
     return sc
 
 
-def _draw_parallel(ax: Axes, entry: Mapping[str, Any], names: list[str], norm: Any) -> Any:
+def _draw_parallel(ax: Axes, entry: Mapping[str, Any], names: list[str], norm: Normalize
+                   ) -> ScalarMappable:
     """Parallel coordinates for K > 3: one line per point coloured by score, chosen box shaded."""
     pts, scores, ok = _iteration_arrays(entry)
     xs = np.arange(pts.shape[1])
-    cmap = plt.get_cmap(CMAP)
+    cmap = matplotlib.colormaps[CMAP]
     for p, s in zip(pts[ok], scores[ok], strict=True):
         ax.plot(xs, p, color=cmap(norm(s)), alpha=0.6, lw=1)
     if entry.get("chosen_box") is not None:
@@ -137,7 +137,7 @@ def _draw_parallel(ax: Axes, entry: Mapping[str, Any], names: list[str], norm: A
         ax.plot(xs, best, color="red", lw=2.5, label="best")
     ax.set_xticks(xs, names, rotation=30)
     ax.set_ylabel("weight")
-    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    sm = ScalarMappable(norm=norm, cmap=cmap)
     return sm
 
 
@@ -149,13 +149,13 @@ def _iteration_best(entry: Mapping[str, Any]) -> np.ndarray | None:
     return pts[int(np.argmax(np.where(ok, scores, -np.inf)))]
 
 
-def _norm(entries: Sequence[Mapping[str, Any]]) -> Any:
+def _norm(entries: Sequence[Mapping[str, Any]]) -> Normalize:
     vals = np.concatenate([_iteration_arrays(e)[1] for e in entries])
     vals = vals[np.isfinite(vals)]
     lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (0.0, 1.0)
     if math.isclose(lo, hi):
         lo, hi = lo - 0.5, hi + 0.5
-    return matplotlib.colors.Normalize(vmin=lo, vmax=hi)
+    return Normalize(vmin=lo, vmax=hi)
 
 
 def _draw_iteration(
@@ -195,7 +195,7 @@ def plot_search_iterations(
     names = _names(k, objective_names)
     paths = []
     for entry in result.history:
-        fig = plt.figure(figsize=(6.4, 5.2))
+        fig = Figure(figsize=(6.4, 5.2))
         ax, sc = _draw_iteration(fig, (1, 1, 1), entry, names)
         fig.colorbar(sc, ax=ax, shrink=0.7, pad=0.12 if k == 3 else 0.04, label="score")
         ax.legend(loc="upper center", fontsize=8, ncol=3, bbox_to_anchor=(0.5, -0.08))
@@ -211,7 +211,7 @@ def plot_search_overview(
     k = len(result.history[0]["points"][0])
     names = _names(k, objective_names)
     n = len(result.history)
-    fig = plt.figure(figsize=(5.8 * n, 4.8))
+    fig = Figure(figsize=(5.8 * n, 4.8))
     for i, entry in enumerate(result.history):
         ax, sc = _draw_iteration(fig, (1, n, i + 1), entry, names)
         fig.colorbar(sc, ax=ax, shrink=0.6, pad=0.18 if k == 3 else 0.04)
@@ -236,7 +236,8 @@ def plot_pareto(
     pairs = list(itertools.combinations(range(k), 2))
     front = np.zeros(len(arr), dtype=bool)
     front[list(front_idx)] = True
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4.4 * len(pairs), 4.2), squeeze=False)
+    fig = Figure(figsize=(4.4 * len(pairs), 4.2))
+    axes = fig.subplots(1, len(pairs), squeeze=False)
     for ax, (i, j) in zip(axes[0], pairs, strict=True):
         ax.scatter(arr[~front, i], arr[~front, j], s=14, c="tab:blue", alpha=0.5, label="evaluated")
         ax.scatter(
@@ -257,7 +258,8 @@ def plot_curves(
     title: str | None = None,
 ) -> Path:
     """Generic line plot, one line per named series of (x, y), e.g. reward vs data consumed."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
     for name, xy in series.items():
         if len(xy) == 0:
             continue
@@ -287,8 +289,8 @@ def plot_reward_scatter(
         raise ValueError("plot_reward_scatter needs at least one model")
     cols = min(3, len(models))
     rows = -(-len(models) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.0 * rows), squeeze=False,
-                             sharex=True, sharey=True)
+    fig = Figure(figsize=(4.2 * cols, 4.0 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
     for i, model in enumerate(models):
         ax = axes[i // cols][i % cols]
         arr = np.asarray(model_rewards[model], dtype=float).reshape(-1, 2)

@@ -10,69 +10,51 @@ stages (`moalign.emorl.study`). Sections, in order, each present only when its a
 4. training curves (reward vs data consumed)      9. the resolved config
 5. weight search figures and the Pareto front
 
-Content is built once as blocks (text, table, figure, code) and rendered twice: HTML with inline
-CSS and figures embedded as base64 data URIs, and Markdown with figures copied next to it and
-linked relatively (`report/figures/*.png`).
+Content is built once as blocks (text, table, figure, code; `moalign.runs.render`) and rendered
+twice: HTML with inline CSS and figures embedded as base64 data URIs, and Markdown with figures
+copied next to it and linked relatively (`report/figures/*.png`).
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moalign.core.io import atomic_write_text, read_jsonl
+from moalign.core.config import load_yaml
+from moalign.core.errors import DataError
+from moalign.core.io import atomic_write_text, read_jsonl, read_utf8
+from moalign.evaluation.metrics import hypervolume, pareto_front
 from moalign.runs.layout import RunDir, SearchDir, SeedDir, UnitDir
+from moalign.runs.plots import plot_curves, plot_pareto
+from moalign.runs.render import (
+    Code,
+    Figure,
+    Section,
+    Table,
+    Text,
+    render_html,
+    render_markdown,
+)
 
 TABLE = RunDir(Path()).table.as_posix()  # "eval/table.json", for messages
 SCALABLE = {"soup", "logits", "emorl"}  # distributed methods: add an objective without retraining
-
-
-@dataclass
-class Text:
-    text: str
-
-
-@dataclass
-class Table:
-    headers: list[str]
-    rows: list[list[str]]
-    caption: str = ""
-    bold: set[tuple[int, int]] = field(default_factory=set)  # (row, column) cells to highlight
-
-
-@dataclass
-class Figure:
-    path: Path
-    caption: str
-    half: bool = False  # shown two per row in the HTML
-
-
-@dataclass
-class Code:
-    text: str
-
-
-Block = Text | Table | Figure | Code
-
-
-@dataclass
-class Section:
-    key: str
-    title: str
-    blocks: list[Block] = field(default_factory=list)
-    note: str | None = None  # shown instead of the blocks when the artifacts are missing
 
 
 # ----------------------------------------------------------------------------- artifacts
 
 
 def _json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    """A JSON artifact of the run (None when absent); a damaged one is a DataError naming it."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(read_utf8(path))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
+                        "restore it, or delete it and run the study again to rebuild it"
+                        ) from None
 
 
 def _ms(value: Any, digits: int = 4) -> str:
@@ -97,7 +79,8 @@ def _cost(value: Any, digits: int) -> str:
 def overview_section(run_dir: Path, study: dict[str, Any] | None) -> Section:
     sec = Section("overview", "Overview")
     if study is None:
-        sec.note = "study.json is missing: this folder was not written by `moalign run`."
+        sec.note = ("study.json is missing: this folder was not written by `moalign run` (a "
+                    "single training run shows its curves and config below).")
         return sec
     rows = [["kind", str(study.get("kind", "?"))], ["policy", str(study.get("policy", "?"))],
             ["objectives", ", ".join(study.get("objectives", []))]]
@@ -162,17 +145,39 @@ def efficiency_section(table: dict[str, Any] | None) -> Section:
         return sec
     methods = table["methods"]
     headers = ["metric", *(m["label"] for m in methods)]
-    rows = [["Diversity-2 (↑)", *(_ms(m.get("diversity2")) for m in methods)],
-            ["Edit rate (↑)", *(_ms(m.get("edit_rate")) for m in methods)],
-            ["Data consumption (prompts, ↓)", *(_cost(m.get("data"), 0) for m in methods)],
+    rows = _lexical_rows(table)
+    paper = any(m.get("data_paper") for m in methods)  # tables before v0.2 lack it
+    rows += [["Data consumption (prompts, ↓)", *(_cost(m.get("data"), 0) for m in methods)],
+             *([["Data, EMORL paper's count (prompts, ↓)",
+                 *(_cost(m.get("data_paper"), 0) for m in methods)]] if paper else []),
             ["Time consumption (s, ↓)", *(_cost(m.get("seconds"), 1) for m in methods)],
             ["Scalability", *(_plus(m) for m in methods)],
             ["Explainability", *(_plus(m) for m in methods)]]
     caption = ("EMORL / soup / logits cost = max over the experts (trained in parallel) + the "
                "weight search; single experts show their own training cost; mean ± std over "
-               "training seeds.")
+               "training seeds. Data consumption counts the search as decoded (distinct weight "
+               "points × prompts); the EMORL paper counts every grid point of every iteration × "
+               "prompts (135 × 32 in its Table 1).")
     sec.blocks.append(Table(headers, rows, caption))
     return sec
+
+
+LEXICAL_LABELS = {
+    "moalign": ("Diversity-2 (↑)", "Edit rate (↑)", "diversity2", "edit_rate"),
+    "authors": ("Diversity-2, EMORL authors' definition (↑)",
+                "Edit rate, EMORL authors' definition (↑)", "diversity2_authors",
+                "edit_rate_authors"),
+}
+
+
+def _lexical_rows(table: dict[str, Any]) -> list[list[Any]]:
+    """Diversity-2 / edit rate rows for the definitions the study chose (evaluation.metrics)."""
+    methods, rows = table["methods"], []
+    for definition in table.get("lexical_metrics", ["moalign"]):
+        d2_label, er_label, d2, er = LEXICAL_LABELS[definition]
+        rows.append([d2_label, *(_ms(m.get(d2)) for m in methods)])
+        rows.append([er_label, *(_ms(m.get(er)) for m in methods)])
+    return rows
 
 
 def _plus(method: dict[str, Any]) -> str:
@@ -227,20 +232,19 @@ def training_runs(run_dir: Path) -> dict[str, list[Path]]:
                 units = [UnitDir(p) for p in sorted(base.iterdir())]
                 for u in (u for u in units if u.metrics.is_file()):
                     runs.setdefault(prefix + u.root.name, []).append(u.metrics)
+    single = UnitDir(run_dir)  # one trained run (`train-joint`, `train-expert` out_dir)
+    if not runs and single.metrics.is_file():
+        runs[single.root.name] = [single.metrics]
     return runs
 
 
 def _memory(metrics: Path) -> int | None:
-    import yaml
-
     cfg = UnitDir(metrics.parent).config
-    data = yaml.safe_load(cfg.read_text(encoding="utf-8")) if cfg.is_file() else None
+    data = load_yaml(cfg) if cfg.is_file() else None
     return data.get("memory") if isinstance(data, dict) else None
 
 
 def curves_section(run_dir: Path, fig_dir: Path, kind: str = "emorl") -> Section:
-    from moalign.runs.plots import plot_curves
-
     shape = ", EMORL Figure 2" if kind != "molma" else ""
     sec = Section("curves", f"Training curves (reward vs data consumed{shape})")
     runs = training_runs(run_dir)
@@ -331,9 +335,6 @@ def _search_points(d: SearchDir) -> tuple[list[str], list[list[float]], list[lis
 
 
 def pareto_section(run_dir: Path, fig_dir: Path) -> Section:
-    from moalign.evaluation.metrics import hypervolume, pareto_front
-    from moalign.runs.plots import plot_pareto
-
     sec = Section("pareto", "Pareto front of the evaluated weight points")
     dirs = _search_dirs(run_dir)
     names, values, points = _search_points(dirs[0]) if dirs else ([], [], [])
@@ -446,7 +447,7 @@ def config_section(run_dir: Path) -> Section:
     if not path.is_file():
         sec.note = "config.yaml is missing."
         return sec
-    sec.blocks.append(Code(path.read_text(encoding="utf-8")))
+    sec.blocks.append(Code(read_utf8(path)))
     return sec
 
 
@@ -464,101 +465,6 @@ def build_sections(run_dir: Path, fig_dir: Path) -> list[Section]:
     sections += [human_section(run_dir), samples_section(run_dir, table),
                  config_section(run_dir)]
     return sections
-
-
-# ----------------------------------------------------------------------------- rendering
-
-CSS = """
-body{font:15px/1.5 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#222;margin:0;
-background:#f6f7f9}main{max-width:1180px;margin:0 auto;padding:24px 32px 64px;background:#fff}
-h1{font-size:26px;margin:8px 0 4px}h2{font-size:20px;margin:32px 0 10px;padding-bottom:4px;
-border-bottom:2px solid #e3e6ea}nav{font-size:13px;margin:6px 0 18px}nav a{margin-right:12px;
-color:#3b6fb6;text-decoration:none}table{border-collapse:collapse;margin:8px 0 4px;font-size:13px}
-th,td{border:1px solid #dde1e6;padding:5px 9px;text-align:left;vertical-align:top}
-th{background:#eef1f5}tr:nth-child(even) td{background:#fafbfc}caption{caption-side:bottom;
-text-align:left;color:#666;font-size:12px;padding:4px 0}td.resp{max-width:620px}
-figure{margin:12px 0}figure img{max-width:100%;border:1px solid #e3e6ea}
-figure.half{display:inline-block;width:48%;margin:8px 1% 8px 0;vertical-align:top}
-td.best{font-weight:700;background:#eaf4ea!important}figcaption{color:#666;
-font-size:12px}.note{color:#8a6d3b;background:#fcf8e3;border:1px solid #faebcc;padding:8px 12px;
-border-radius:4px}pre{background:#f4f5f7;padding:12px;overflow:auto;font-size:12px;
-max-height:480px}.muted{color:#777;font-size:12px}
-"""
-
-
-def _html_block(block: Block) -> str:
-    esc = html.escape
-    if isinstance(block, Text):
-        return f"<p>{esc(block.text)}</p>"
-    if isinstance(block, Code):
-        return f"<details open><summary>config.yaml</summary><pre>{esc(block.text)}</pre></details>"
-    if isinstance(block, Figure):
-        data = base64.b64encode(block.path.read_bytes()).decode("ascii")
-        return (f'<figure class="{"half" if block.half else ""}"><img alt="{esc(block.caption)}"'
-                f' src="data:image/png;base64,{data}"><figcaption>{esc(block.caption)}'
-                "</figcaption></figure>")
-    head = "".join(f"<th>{esc(h)}</th>" for h in block.headers) if any(block.headers) else ""
-
-    def cell(i: int, j: int, c: str) -> str:
-        cls = " ".join(n for n, on in (("resp", len(c) > 60), ("best", (i, j) in block.bold))
-                       if on)
-        return f'<td class="{cls}">{esc(c)}</td>' if cls else f"<td>{esc(c)}</td>"
-
-    body = "".join("<tr>" + "".join(cell(i, j, c) for j, c in enumerate(row)) + "</tr>"
-                   for i, row in enumerate(block.rows))
-    cap = f"<caption>{esc(block.caption)}</caption>" if block.caption else ""
-    return f"<table>{cap}{f'<tr>{head}</tr>' if head else ''}{body}</table>"
-
-
-def render_html(title: str, sections: list[Section]) -> str:
-    nav = "".join(f'<a href="#{s.key}">{html.escape(s.title.split(" (")[0])}</a>'
-                  for s in sections)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-             f"</title><style>{CSS}</style></head><body><main><h1>{html.escape(title)}</h1>"
-             f"<div class='muted'>moalign report, built from the run's artifacts only</div>"
-             f"<nav>{nav}</nav>"]
-    for s in sections:
-        parts.append(f'<section id="{s.key}"><h2>{html.escape(s.title)}</h2>')
-        if s.note:
-            parts.append(f'<p class="note">Not available: {html.escape(s.note)}</p>')
-        parts.extend(_html_block(b) for b in s.blocks)
-        parts.append("</section>")
-    parts.append("</main></body></html>")
-    return "\n".join(parts)
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _md_block(block: Block, out_dir: Path) -> str:
-    if isinstance(block, Text):
-        return block.text
-    if isinstance(block, Code):
-        return f"```yaml\n{block.text.rstrip()}\n```"
-    if isinstance(block, Figure):
-        rel = block.path.relative_to(out_dir).as_posix()
-        return f"![{block.caption}]({rel})\n\n*{block.caption}*"
-    headers = [h or " " for h in block.headers]
-    lines = ["| " + " | ".join(map(_md_cell, headers)) + " |",
-             "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(f"**{_md_cell(c)}**" if (i, j) in block.bold else _md_cell(c)
-                                for j, c in enumerate(row)) + " |"
-              for i, row in enumerate(block.rows)]
-    if block.caption:
-        lines.append(f"\n*{_md_cell(block.caption)}*")
-    return "\n".join(lines)
-
-
-def render_markdown(title: str, sections: list[Section], out_dir: Path) -> str:
-    parts = [f"# {title}", "", "*moalign report, built from the run's artifacts only*", ""]
-    for s in sections:
-        parts += [f"## {s.title}", ""]
-        if s.note:
-            parts += [f"> Not available: {s.note}", ""]
-        for b in s.blocks:
-            parts += [_md_block(b, out_dir), ""]
-    return "\n".join(parts)
 
 
 def build_report(run_dir: str | Path) -> tuple[Path, Path]:

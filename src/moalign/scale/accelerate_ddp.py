@@ -27,12 +27,18 @@ import os
 import shutil
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.distributed as dist
+from accelerate import Accelerator
+from accelerate.utils import DistributedType
 
 from moalign.core.config import ConfigError
 from moalign.runs.layout import UnitDir
+
+if TYPE_CHECKING:  # the SCST trainer imports this module (types only: no import cycle)
+    from moalign.emorl.scst import PromptCursor, Run, SCSTConfig
 
 RANKS_DIR = ".ranks"
 
@@ -53,10 +59,8 @@ def is_distributed() -> bool:
 
 
 @lru_cache(maxsize=1)
-def get_accelerator() -> Any:
+def get_accelerator() -> Accelerator:
     """The process's `accelerate.Accelerator` (created once; settings come from the launcher)."""
-    from accelerate import Accelerator
-
     return Accelerator()
 
 
@@ -76,8 +80,6 @@ def wait_for_everyone() -> None:
 
 
 def is_fsdp() -> bool:
-    from accelerate.utils import DistributedType
-
     return is_distributed() and get_accelerator().distributed_type == DistributedType.FSDP
 
 
@@ -88,12 +90,13 @@ def rank_out_dir(out_dir: str | Path, rank: int) -> Path:
     return Path(out_dir) / RANKS_DIR / f"rank{rank}"
 
 
-def process_config(cfg: Any, resume: bool = False) -> Any:
+def process_config(cfg: SCSTConfig, resume: bool = False) -> SCSTConfig:
     """This process's copy of a trainer config: unchanged on the main process (or without a
     distributed launch); on rank r > 0 `out_dir` becomes a scratch folder and `progress` is off.
 
     The Accelerator is created here, before the model is loaded, so ``device="auto"`` means this
-    process's device. With `resume`, the scratch folder receives the main checkpoint (read-only)."""
+    process's device. With `resume`, the scratch folder receives the main checkpoints
+    (read-only)."""
     if not is_distributed():
         return cfg
     acc = get_accelerator()
@@ -101,9 +104,8 @@ def process_config(cfg: Any, resume: bool = False) -> Any:
         return cfg
     scratch = rank_out_dir(cfg.out_dir, acc.process_index)
     shutil.rmtree(scratch, ignore_errors=True)
-    main_ckpt = UnitDir(Path(cfg.out_dir)).checkpoint
-    if resume and main_ckpt.is_dir():
-        shutil.copytree(main_ckpt, UnitDir(scratch).checkpoint)
+    for step, ckpt in UnitDir(Path(cfg.out_dir)).checkpoints() if resume else []:
+        shutil.copytree(ckpt, UnitDir(scratch).checkpoint_at(step))
     return dataclasses.replace(cfg, out_dir=str(scratch), progress=False)
 
 
@@ -115,7 +117,7 @@ class ShardedCursor:
     """Wraps the trainer's prompt cursor: every rank walks the same global order and keeps its
     contiguous share of each batch. `state_dict` is the global cursor's (same on every rank)."""
 
-    inner: Any
+    inner: PromptCursor | ShardedCursor
     rank: int
     world: int
 
@@ -144,8 +146,6 @@ def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 @torch.no_grad()
 def broadcast_parameters(params: list[torch.nn.Parameter], src: int = 0) -> None:
     """Copy rank `src`'s values of `params` to every process (one flat broadcast)."""
-    import torch.distributed as dist
-
     flat = torch.cat([p.detach().reshape(-1) for p in params])
     dist.broadcast(flat, src=src)
     _unflatten_into(flat, [p.data for p in params])
@@ -162,8 +162,6 @@ def _unflatten_into(flat: torch.Tensor, targets: list[torch.Tensor]) -> None:
 @torch.no_grad()
 def all_reduce_gradients(params: list[torch.nn.Parameter]) -> None:
     """Average `.grad` over processes with one flat all-reduce (a missing grad counts as 0)."""
-    import torch.distributed as dist
-
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
@@ -171,7 +169,7 @@ def all_reduce_gradients(params: list[torch.nn.Parameter]) -> None:
     for p, g in zip(params, grads, strict=True):
         if p.grad is None:
             p.grad = g
-    _unflatten_into(flat, [p.grad for p in params])
+    _unflatten_into(flat, grads)  # each is its parameter's .grad now
 
 
 class GradientAverager:
@@ -205,11 +203,11 @@ class GradientAverager:
 # ----------------------------------------------------------------------------- the run
 
 
-def distribute_run(run: Any) -> Any:
+def distribute_run(run: Run) -> Run:
     """Make a built (and possibly restored) trainer `Run` data-parallel; no-op in one process.
 
     Expects the trainer's `Run` fields: `policy`, `optimizer`, `cursor`, `cfg.seed`, `step`."""
-    if not is_distributed() or getattr(run, "distributed", False):
+    if not is_distributed() or run.distributed:
         return run
     acc = get_accelerator()
     policy = run.policy

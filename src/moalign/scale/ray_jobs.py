@@ -25,10 +25,23 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import ray
+import torch
+from ray import cloudpickle
+from ray._private import ray_constants
+
+from moalign.algorithms.grid_search import EvalResult, EvaluateFn, Point
+from moalign.core.checkpoint import has_checkpoint
 from moalign.core.config import ConfigError, require
 from moalign.core.naming import objective_name
+from moalign.emorl.manifest import load_ensemble
+from moalign.emorl.scst import SCSTConfig, train_scst
+from moalign.evaluation.evaluate import make_weight_evaluator
+from moalign.rewards.scorers import build_scorers
+
+T = TypeVar("T")
 
 # Ray resolves "127.0.0.1" to the machine's outward address on Linux unless clusters are
 # "disabled", which is exactly what a single-machine loopback cluster wants (see ray_constants).
@@ -64,8 +77,6 @@ class JobError(RuntimeError):
 @contextmanager
 def torch_threads(n: float) -> Iterator[None]:
     """Run with `int(n)` (at least 1) torch intra-op threads, then restore the previous count."""
-    import torch
-
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, int(n)))
     try:
@@ -87,8 +98,6 @@ def run_job(payload: bytes, sys_path: Sequence[str], num_threads: float) -> Any:
     The payload is pickled by the driver so that unpickling happens *after* the paths are set:
     a function or scorer from a module only the driver's `sys.path` knows still imports.
     """
-    from ray import cloudpickle
-
     _extend_sys_path(sys_path)
     fn, kwargs = cloudpickle.loads(payload)
     with torch_threads(num_threads):
@@ -112,8 +121,8 @@ def _named_error(name: str, cause: BaseException) -> BaseException:
     return err
 
 
-def _run_sequential(fn: Callable[..., Any], jobs: Sequence[dict[str, Any]],
-                    names: Sequence[str] | None, num_cpus: float) -> list[Any]:
+def _run_sequential(fn: Callable[..., T], jobs: Sequence[dict[str, Any]],
+                    names: Sequence[str] | None, num_cpus: float) -> list[T]:
     results = []
     for i, kwargs in enumerate(jobs):
         try:
@@ -130,8 +139,6 @@ def _run_sequential(fn: Callable[..., Any], jobs: Sequence[dict[str, Any]],
 @contextmanager
 def _loopback_only() -> Iterator[None]:
     """While starting a local cluster, make Ray bind every service to 127.0.0.1."""
-    from ray._private import ray_constants
-
     old_env, old_flag = os.environ.get(_LOOPBACK_ENV), ray_constants.ENABLE_RAY_CLUSTER
     os.environ[_LOOPBACK_ENV] = "0"  # inherited by the raylet, GCS and workers it starts
     ray_constants.ENABLE_RAY_CLUSTER = False  # this process (ray is already imported)
@@ -147,8 +154,6 @@ def _loopback_only() -> Iterator[None]:
 
 def start_local_cluster(num_cpus: int, num_gpus: int | None = None, **kwargs: Any) -> Any:
     """`ray.init` a local cluster on loopback with `num_cpus` CPUs and no dashboard."""
-    import ray
-
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     with _loopback_only():
         return ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
@@ -161,8 +166,6 @@ def ray_session(workers: int, ray_address: str | None = None,
     """Reuse an initialised Ray, else connect to `ray_address` or start a local cluster with CPUs
     for `workers` concurrent jobs of `num_cpus` each (GPUs are detected); only a session started
     here is shut down on exit."""
-    import ray
-
     if ray.is_initialized():
         yield
         return
@@ -181,11 +184,8 @@ def _cause(err: BaseException) -> BaseException:
     return getattr(err, "cause", None) or err
 
 
-def _run_ray(fn: Callable[..., Any], jobs: Sequence[dict[str, Any]], names: Sequence[str] | None,
-             num_cpus: float, num_gpus: float) -> list[Any]:
-    import ray
-    from ray import cloudpickle
-
+def _run_ray(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], names: Sequence[str] | None,
+             num_cpus: float, num_gpus: float) -> list[T]:
     task = ray.remote(run_job)
     paths = [p for p in sys.path if p]
     refs = [task.options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0,
@@ -193,7 +193,7 @@ def _run_ray(fn: Callable[..., Any], jobs: Sequence[dict[str, Any]], names: Sequ
                                                           num_cpus)
             for i, kwargs in enumerate(jobs)]
     index = {ref: i for i, ref in enumerate(refs)}
-    results: dict[int, Any] = {}
+    results: dict[int, T] = {}
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
@@ -208,9 +208,9 @@ def _run_ray(fn: Callable[..., Any], jobs: Sequence[dict[str, Any]], names: Sequ
     return [results[i] for i in range(len(refs))]
 
 
-def fan_out(fn: Callable[..., Any], jobs: Sequence[dict[str, Any]], workers: int = 1,
+def fan_out(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], workers: int = 1,
             ray_address: str | None = None, num_cpus: float = 1.0, num_gpus: float = 0.0,
-            names: Sequence[str] | None = None) -> list[Any]:
+            names: Sequence[str] | None = None) -> list[T]:
     """Run `fn(**job)` for every job; return the results in job order.
 
     Sequential here when ``workers <= 1`` and no ``ray_address``; otherwise one Ray task per job
@@ -233,19 +233,16 @@ def fan_out(fn: Callable[..., Any], jobs: Sequence[dict[str, Any]], workers: int
 # ----------------------------------------------------------------------------- expert training
 
 
-def _train_one(cfg: Any, resume: bool) -> dict[str, Any]:
-    from moalign.core.checkpoint import has_checkpoint
-    from moalign.emorl.scst import train_scst
-
+def _train_one(cfg: SCSTConfig, resume: bool) -> dict[str, Any]:
     return train_scst(cfg, resume=resume and has_checkpoint(cfg.out_dir))
 
 
-def _expert_label(cfg: Any) -> str:
+def _expert_label(cfg: SCSTConfig) -> str:
     first = objective_name(cfg.objectives[0], strict=False) if cfg.objectives else "?"
     return str(cfg.adapter_name or (first if cfg.method == "expert" else cfg.method))
 
 
-def train_experts_parallel(configs: Sequence[Any], workers: int | None = None,
+def train_experts_parallel(configs: Sequence[SCSTConfig], workers: int | None = None,
                            ray_address: str | None = None, num_cpus: float = 1.0,
                            num_gpus: float = 0.0, resume: bool = False) -> list[dict[str, Any]]:
     """Train SCST experts (one `SCSTConfig` each) as independent jobs; return their summaries.
@@ -270,14 +267,12 @@ def train_experts_parallel(configs: Sequence[Any], workers: int | None = None,
 
 # ----------------------------------------------------------------------------- search evaluation
 
-_EVALUATORS: dict[bytes, Any] = {}  # per process: pickled factory+kwargs -> evaluator
+_EVALUATORS: dict[bytes, EvaluateFn] = {}  # per process: pickled factory+kwargs -> evaluator
 
 
-def _evaluate_chunk(factory: Callable[..., Any], factory_kwargs: dict[str, Any],
-                    points: list[tuple[float, ...]]) -> list[Any]:
+def _evaluate_chunk(factory: Callable[..., EvaluateFn], factory_kwargs: dict[str, Any],
+                    points: list[Point]) -> list[EvalResult]:
     """Build (or reuse, in this process) the evaluator, then evaluate one chunk of points."""
-    from ray import cloudpickle
-
     key = cloudpickle.dumps((factory, sorted(factory_kwargs.items())))
     if key not in _EVALUATORS:
         _EVALUATORS.clear()  # one loaded model per process at a time
@@ -285,7 +280,7 @@ def _evaluate_chunk(factory: Callable[..., Any], factory_kwargs: dict[str, Any],
     return list(_EVALUATORS[key](points))
 
 
-def chunk_points(points: Sequence[Any], n_chunks: int) -> list[list[Any]]:
+def chunk_points(points: Sequence[T], n_chunks: int) -> list[list[T]]:
     """Split into at most `n_chunks` contiguous chunks of near-equal size (order preserved)."""
     n = max(1, min(n_chunks, len(points)))
     size, extra = divmod(len(points), n)
@@ -297,10 +292,11 @@ def chunk_points(points: Sequence[Any], n_chunks: int) -> list[list[Any]]:
     return [c for c in out if c]
 
 
-def evaluate_points_parallel(factory: Callable[..., Any], factory_kwargs: dict[str, Any],
-                             points: Sequence[tuple[float, ...]], workers: int = 1,
+def evaluate_points_parallel(factory: Callable[..., EvaluateFn], factory_kwargs: dict[str, Any],
+                             points: Sequence[Sequence[float]], workers: int = 1,
                              ray_address: str | None = None, num_cpus: float = 1.0,
-                             num_gpus: float = 0.0, chunk_size: int | None = None) -> list[Any]:
+                             num_gpus: float = 0.0, chunk_size: int | None = None
+                             ) -> list[EvalResult]:
     """Evaluate weight points in chunks over workers; results in point order.
 
     `factory(**factory_kwargs)` must return a search `EvaluateFn` (``points -> results``), e.g.
@@ -321,15 +317,11 @@ def evaluate_points_parallel(factory: Callable[..., Any], factory_kwargs: dict[s
 
 def ensemble_evaluator(run_dir: str, prompts: Sequence[str],
                        objectives: Sequence[Any] | None = None, device: str = "auto",
-                       **kwargs: Any) -> Callable[[list[tuple[float, ...]]], list[Any]]:
+                       **kwargs: Any) -> EvaluateFn:
     """A picklable evaluator factory for `evaluate_points_parallel`: in the worker process, load
     the ensemble of `run_dir`, build the scorers (default: one per expert, by objective name) and
     return `evaluate.make_weight_evaluator` over `prompts` (`kwargs` go to it; the
     manifest's system prompt is the default `system`)."""
-    from moalign.emorl.manifest import load_ensemble
-    from moalign.evaluation.evaluate import make_weight_evaluator
-    from moalign.rewards.scorers import build_scorers
-
     ensemble, manifest = load_ensemble(run_dir, device=device)
     scorers = build_scorers(list(objectives or manifest.objectives))
     kwargs.setdefault("system", manifest.system)

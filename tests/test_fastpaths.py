@@ -1,0 +1,151 @@
+"""The fast paths compute what the plain paths compute: shared-prompt log-probs and prefill,
+LoRA merged for sampling, response-only LM-head logits (tiny real models, CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import moalign.rollout as rollout
+from moalign.fastpath import dropout_active, merged_lora
+from moalign.models import Policy, attach_lora, format_prompts, tiny_causal_lm
+from moalign.rollout import (
+    Rollout,
+    left_pad_positions,
+    policy_logprobs,
+    prompt_groups,
+    reference_logprobs,
+    sample,
+    shared_prefix_logits,
+)
+from moalign.sampling import Sampling
+
+PROMPTS = ["Hi there, how are you today my good friend?", "Tell me a story.",
+           "Why is the sky blue at noon?"]
+
+
+def lora_policy(dropout: float = 0.0, seed: int = 0) -> Policy:
+    """Tiny Llama with one LoRA adapter whose B matrices are random (a non-trivial delta)."""
+    policy = attach_lora(tiny_causal_lm(seed), "x", dropout=dropout)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    policy.model.eval()
+    return policy
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return lora_policy()
+
+
+def full_forward_logprobs(policy: Policy, r: Rollout) -> torch.Tensor:
+    """Reference: one forward over prompt + response with logits at EVERY position, then
+    log-softmax and the response positions picked by hand (N, Tr)."""
+    ids = torch.cat([r.query_ids, r.response_ids], dim=1)
+    attn = torch.cat([r.query_mask, r.response_mask], dim=1)
+    logits = policy.model(input_ids=ids, attention_mask=attn,
+                          position_ids=left_pad_positions(attn)).logits  # (N, Tq+Tr, V)
+    tq, tr = r.query_ids.shape[1], r.response_ids.shape[1]
+    out = torch.zeros(r.response_ids.shape)
+    for t in range(tr):  # position tq-1+t predicts response token t
+        logp = F.log_softmax(logits[:, tq - 1 + t].float(), dim=-1)
+        out[:, t] = logp.gather(-1, r.response_ids[:, t:t + 1]).squeeze(-1)
+    return out * r.response_mask
+
+
+def rollout_with_eos_gaps(policy: Policy) -> Rollout:
+    r = sample(policy, PROMPTS, Sampling(10, do_sample=True, seed=1), n=3)
+    r.response_mask[0, 4:] = 0  # rows that ended early (EOS) must stay ignored
+    r.response_mask[5, 7:] = 0
+    return r
+
+
+def test_prompt_groups_finds_contiguous_repeats() -> None:
+    ids = torch.tensor([[0, 5], [0, 5], [1, 2], [0, 5], [0, 5], [0, 5]])
+    mask = torch.ones_like(ids)
+    first, rows = prompt_groups(ids, mask)
+    assert first.tolist() == [0, 2, 3] and rows.tolist() == [0, 0, 1, 2, 2, 2]
+    mask[1, 0] = 0  # same ids, other padding: another prompt
+    assert prompt_groups(ids, mask)[0].tolist() == [0, 1, 2, 3]
+
+
+def test_shared_prefix_logprobs_and_gradients_match_the_full_forward(policy: Policy) -> None:
+    r = rollout_with_eos_gaps(policy)
+    assert r.query_mask[:, 0].min() == 0  # prompts of different lengths: left padding
+    assert shared_prefix_logits(policy.model, r) is not None  # the fast path is taken
+    policy.model.train()  # LoRA dropout 0: the gradient pass may share the prompt
+    fast = policy_logprobs(policy, r)
+    params = [p for p in policy.model.parameters() if p.requires_grad]
+    g_fast = torch.autograd.grad(fast.sum(), params)
+    ref = full_forward_logprobs(policy, r)
+    g_ref = torch.autograd.grad(ref.sum(), params)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+    for a, b in zip(g_fast, g_ref, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    with torch.no_grad(), policy.model.disable_adapter():
+        base = full_forward_logprobs(policy, r)
+    torch.testing.assert_close(reference_logprobs(policy, r), base, atol=1e-5, rtol=1e-5)
+    policy.model.eval()
+
+
+def test_prompt_is_not_shared_while_dropout_draws_masks() -> None:
+    policy = lora_policy(dropout=0.1)
+    r = sample(policy, PROMPTS[:2], Sampling(4, do_sample=True, seed=0), n=2)
+    policy.model.train()
+    assert dropout_active(policy.model) and shared_prefix_logits(policy.model, r) is None
+    policy.model.eval()
+    assert not dropout_active(policy.model) and shared_prefix_logits(policy.model, r) is not None
+
+
+def plain_generate(policy: Policy, n: int, **kw: object) -> torch.Tensor:
+    """Reference: transformers' generate on the repeated prompts, adapters unmerged."""
+    texts = format_prompts(policy, [p for p in PROMPTS for _ in range(n)])
+    enc = policy.tokenizer(texts, return_tensors="pt", padding=True)
+    out = policy.model.generate(**enc, pad_token_id=policy.tokenizer.pad_token_id, **kw)
+    return out[:, enc["input_ids"].shape[1]:]
+
+
+@pytest.mark.parametrize("merged", [True, False])
+def test_sampling_fast_paths_give_the_plain_tokens(policy: Policy, monkeypatch,
+                                                   merged: bool) -> None:
+    """Shared prefill (+ merged LoRA) decodes the same greedy tokens as plain `generate`, and a
+    seed reproduces the same samples."""
+    monkeypatch.setattr(rollout, "MERGED_SAMPLING", merged)
+    greedy = sample(policy, PROMPTS, Sampling.greedy(12), n=2)
+    with torch.no_grad():
+        ref = plain_generate(policy, 2, max_new_tokens=12, do_sample=False)
+    assert torch.equal(greedy.response_ids, ref)
+    s = Sampling(12, do_sample=True, seed=7)
+    assert torch.equal(sample(policy, PROMPTS, s, n=3).response_ids,
+                       sample(policy, PROMPTS, s, n=3).response_ids)
+
+
+def test_merged_lora_is_exact_and_restores_the_weights(policy: Policy) -> None:
+    before = {k: v.clone() for k, v in policy.model.state_dict().items()}
+    enc = policy.tokenizer(PROMPTS, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        plain = policy.model(**enc).logits
+        with merged_lora(policy.model) as merged:
+            folded = policy.model(**enc).logits
+        with policy.model.disable_adapter():
+            base = policy.model(**enc).logits
+    assert merged
+    torch.testing.assert_close(folded, plain, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(base, plain, atol=1e-3)  # the adapter matters
+    after = policy.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # bit for bit
+
+
+def test_merged_lora_declines_train_mode_and_disabled_adapters(policy: Policy) -> None:
+    policy.model.train()
+    with merged_lora(policy.model) as merged:
+        assert not merged  # LoRA dropout would be lost
+    policy.model.eval()
+    with policy.model.disable_adapter(), merged_lora(policy.model) as merged:
+        assert not merged  # adapters disabled by the caller: nothing to fold
+    with merged_lora(policy.model.get_base_model()) as merged:
+        assert not merged  # not a PEFT model
