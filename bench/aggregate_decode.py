@@ -2,11 +2,18 @@
 naive paper-style loop (EMORL §4.1).
 
 Same 8 prompts, greedy, 64 new tokens, EOS disabled so every method decodes the full length
-(tokens/s = 8·64 / seconds). One timed run per method after a short warm-up.
-Targets: states ≥ 10× faster than naive; states ≤ 1.5× the single-expert time.
+(tokens/s = 8·64 / seconds). `--repeats` interleaved timings of single and states (medians and
+per-repeat ratios), the naive loop once (it is O(T²)). Targets: states ≤ 1.2× the single-expert
+time, states ≥ 20× faster than naive. Prints the peak RSS of the process.
+
+`--floor` also times the plain base model (adapters off) decoding K·B = 24 rows with
+transformers' `generate`: no aggregated decoder can beat a forward over K·B rows, so
+floor/single is the hardware limit of the states/single ratio (on a single CPU thread the
+24-row matrix products are compute-bound and cost ~2x the 8-row ones).
 
     .venv/bin/python bench/aggregate_decode.py            # bundled SmolLM2-135M-Instruct
     .venv/bin/python bench/aggregate_decode.py --tiny     # random tiny Llama, seconds
+    .venv/bin/python bench/aggregate_decode.py --device cuda --precision bf16   # on a GPU
 
 Defaults to one intra-op thread: on a shared CPU box, OpenMP barriers waiting for descheduled
 threads make multi-threaded timings meaningless (pass --threads 0 for torch's default).
@@ -15,6 +22,8 @@ threads make multi-threaded timings meaningless (pass --threads 0 for torch's de
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -27,6 +36,7 @@ from moalign.models import (
     SMOLLM2,
     Policy,
     attach_lora,
+    autocast,
     format_prompts,
     load_policy,
     pick_device,
@@ -37,6 +47,7 @@ from moalign.sampling import Sampling
 
 EXPERTS = ("reflection", "empathy", "fluency")
 TOPICS = ("my job", "my sister", "sleep", "exams", "moving house", "my dog", "money", "friends")
+TARGET_SINGLE, TARGET_NAIVE = 1.2, 20.0
 
 
 def build(tiny: bool, device: str = "cpu", seed: int = 0) -> Policy:
@@ -52,6 +63,11 @@ def build(tiny: bool, device: str = "cpu", seed: int = 0) -> Policy:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.01)
     policy.model.eval()
     return policy
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (MiB; Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def timed(fn: Callable[[], torch.Tensor]) -> tuple[tuple[float, float], torch.Tensor]:
@@ -74,7 +90,15 @@ def single_expert(policy: Policy, prompts: list[str], n: int) -> torch.Tensor:
     """Baseline: one expert active, ordinary HF `generate` with a KV cache."""
     enc = encode_prompts(policy, prompts)
     policy.model.set_adapter(EXPERTS[0])
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(policy):
+        out = policy.model.generate(**enc, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+    return out[:, enc["input_ids"].shape[1]:]
+
+
+def base_rows(policy: Policy, prompts: list[str], n: int) -> torch.Tensor:
+    """The floor: the base model (adapters off) decoding every prompt once per expert."""
+    enc = encode_prompts(policy, [p for _ in EXPERTS for p in prompts])  # (K·B, S)
+    with torch.inference_mode(), policy.model.disable_adapter(), autocast(policy):
         out = policy.model.generate(**enc, max_new_tokens=n, min_new_tokens=n, do_sample=False)
     return out[:, enc["input_ids"].shape[1]:]
 
@@ -85,12 +109,17 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    ap.add_argument("--precision", default="auto", help="auto (bf16 on CUDA), fp32, bf16, fp16")
     ap.add_argument("--repeats", type=int, default=3,
                     help="interleaved timings of single and states; medians are reported")
+    ap.add_argument("--floor", action="store_true", help="also time the K·B-row base decode")
+    ap.add_argument("--no-naive", action="store_true", help="skip the slow naive loop")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0]
     policy = build(args.tiny, args.device)
+    policy.precision = args.precision
     ens = Ensemble(policy, list(EXPERTS))
     prompts = format_prompts(policy, [f"I keep worrying about {t}." for t in TOPICS])
     n, weights = args.new_tokens, [0.6, 0.3, 0.1]
@@ -98,32 +127,53 @@ def main() -> None:
     single_expert(policy, prompts[:2], 2)  # warm-up
     generate_ids(ens, prompts[:2], weights, sampling=Sampling.greedy(2))
 
-    singles, states = [], []
-    for _ in range(max(1, args.repeats)):  # interleaved: both see the same machine load
+    times: dict[str, list[tuple[float, float]]] = {"single": [], "states": [], "floor": []}
+    for _ in range(max(1, args.repeats)):  # interleaved: all see the same machine load
         t, out_single = timed(lambda: single_expert(policy, prompts, n))
-        singles.append(t)
+        times["single"].append(t)
         t, out_states = timed(lambda: generate_ids(ens, prompts, weights, **run))
-        states.append(t)
-    t_single, t_states = median_times(singles), median_times(states)
-    t_naive, out_naive = timed(lambda: generate_naive_ids(ens, prompts, weights, **run))
+        times["states"].append(t)
+        if args.floor:
+            times["floor"].append(timed(lambda: base_rows(policy, prompts, n))[0])
+    med = {k: median_times(v) for k, v in times.items() if v}
+    out_naive = None
+    if not args.no_naive:
+        med["naive"], out_naive = timed(lambda: generate_naive_ids(ens, prompts, weights, **run))
     tokens = len(prompts) * n
-    assert out_single.shape == out_states.shape == out_naive.shape == (len(prompts), n)
     print(f"model={'tiny-llama' if args.tiny else SMOLLM2} prompts={len(prompts)} new_tokens={n}"
-          f" experts={len(EXPERTS)} device={policy.device} threads={torch.get_num_threads()}"
-          f" repeats={len(singles)} (medians; naive once)")
-    print(f"  {'':30s} {'wall s':>8s} {'tokens/s':>9s} {'cpu s':>8s} {'tokens/cpu-s':>12s}")
-    for name, (wall, cpu) in (("single-expert generate", t_single),
-                              ("states (cached, 3 experts)", t_states),
-                              ("naive (no cache, 3 experts)", t_naive)):
-        print(f"  {name:30s} {wall:8.2f} {tokens / wall:9.1f} {cpu:8.2f} {tokens / cpu:12.1f}")
-    for i, clock in enumerate(("wall", "cpu")):
-        print(f"  [{clock:4s}] naive / states = {t_naive[i] / t_states[i]:6.2f}x (target >= 10); "
-              f"states / single = {t_states[i] / t_single[i]:5.2f}x (target <= 1.5)")
-    ratios = sorted(b[0] / a[0] for a, b in zip(singles, states, strict=True))
+          f" experts={len(EXPERTS)} device={policy.device} precision={args.precision} "
+          f"threads={torch.get_num_threads()} repeats={args.repeats} (medians; naive once) "
+          f"load average {load:.2f} -> {os.getloadavg()[0]:.2f}")
+    print(f"  {'':34s} {'wall s':>8s} {'tokens/s':>9s} {'cpu s':>8s} {'tokens/cpu-s':>12s}")
+    names = {"single": "single-expert generate", "states": "states (cached, 3 experts)",
+             "floor": "floor: base generate, K·B rows", "naive": "naive (no cache, 3 experts)"}
+    for key, (wall, cpu) in med.items():
+        print(f"  {names[key]:34s} {wall:8.2f} {tokens / wall:9.1f} {cpu:8.2f} "
+              f"{tokens / cpu:12.1f}")
+    print(f"  peak RSS {peak_rss_mb():.0f} MiB")
+    ratios = [b[0] / a[0] for a, b in zip(times["single"], times["states"], strict=True)]
     print(f"  states / single per repeat (wall): {', '.join(f'{r:.2f}' for r in ratios)}")
-    print(f"  states == naive tokens: {torch.equal(out_states, out_naive)}")
+    for i, clock in enumerate(("wall", "cpu")):
+        line = f"  [{clock:4s}] states / single = {med['states'][i] / med['single'][i]:5.2f}x"
+        if "floor" in med:
+            line += f"; floor / single = {med['floor'][i] / med['single'][i]:5.2f}x"
+        if "naive" in med:
+            line += f"; naive / states = {med['naive'][i] / med['states'][i]:6.2f}x"
+        print(line)
     one_hot = generate_ids(ens, prompts, [1.0, 0.0, 0.0], **run)  # untimed exactness check
     print(f"  states w=(1,0,0) == single-expert tokens: {torch.equal(one_hot, out_single)}")
+    if out_naive is not None:
+        print(f"  states == naive tokens: {torch.equal(out_states, out_naive)}")
+    single = med["states"][0] / med["single"][0]
+    summary = f"SUMMARY aggregate_decode: states/single = {single:.2f} (target <= " \
+              f"{TARGET_SINGLE}) {'OK' if single <= TARGET_SINGLE else 'MISSED'}"
+    if "naive" in med:
+        naive = med["naive"][0] / med["states"][0]
+        summary += f"; naive/states = {naive:.1f} (target >= {TARGET_NAIVE}) " \
+                   f"{'OK' if naive >= TARGET_NAIVE else 'MISSED'}"
+    if "floor" in med:
+        summary += f"; hardware floor/single = {med['floor'][0] / med['single'][0]:.2f}"
+    print(summary)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import torch
 from peft import PeftModel
@@ -36,11 +37,14 @@ def _mergeable(model: nn.Module) -> list[LoraLinear] | None:
         return None
     if any(isinstance(m, AuxiliaryTrainingWrapper) for m in model.modules()):
         return None
-    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
-    for m in layers:
+    layers: list[LoraLinear] = []
+    for m in model.modules():
+        if not isinstance(m, LoraLayer):
+            continue
         if not isinstance(m, LoraLinear) or m.merged or m.disable_adapters \
                 or getattr(m, "fan_in_fan_out", False):
             return None
+        layers.append(m)
         for a in m.active_adapters:
             if a in getattr(m, "lora_variant", {}) or \
                     (a in m.lora_B and m.lora_B[a].bias is not None):
@@ -54,7 +58,9 @@ def lora_delta(layer: LoraLinear) -> torch.Tensor | None:
     for a in layer.active_adapters:
         if a not in layer.lora_A:
             continue
-        d = (layer.lora_B[a].weight @ layer.lora_A[a].weight) * layer.scaling[a]  # (out, in)
+        b = cast(torch.Tensor, layer.lora_B[a].weight)  # (out, r)
+        a_w = cast(torch.Tensor, layer.lora_A[a].weight)  # (r, in)
+        d = (b @ a_w) * layer.scaling[a]  # (out, in)
         delta = d if delta is None else delta + d
     return delta
 
@@ -74,7 +80,7 @@ def merged_lora(model: nn.Module) -> Iterator[bool]:
             for m in layers:
                 delta = lora_delta(m)
                 if delta is not None:
-                    w = m.get_base_layer().weight
+                    w = cast(nn.Parameter, m.get_base_layer().weight)
                     saved.append((w, w.data))
                     w.data = w.data + delta.to(w.dtype)
         assert isinstance(model, PeftModel)
