@@ -37,6 +37,7 @@ PROMPTS = ("I failed my driving test again and I feel like giving up.",
            "I can't sleep before exams, my mind keeps racing.",
            "We are moving house and I already miss my friends.")
 TARGET = 3.0
+SCALE = 0.06  # std of the random LoRA B entries
 
 
 def peak_rss_mb() -> float:
@@ -53,7 +54,7 @@ def ensemble(tiny: bool, k: int, seed: int = 0) -> Ensemble:
     with torch.no_grad():
         for pname, p in policy.model.named_parameters():
             if "lora_B" in pname:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.01)
+                p.copy_(torch.randn(p.shape, generator=gen) * SCALE)
     policy.model.eval()
     return Ensemble(policy, list(OBJECTIVES[:k]))
 

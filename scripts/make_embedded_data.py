@@ -24,11 +24,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from embedded_labels import (
+    Record,
+    cap,
+    families_for,
+    fill,
+    hard_records,
+    labelled_records,
+    slot_names,
+    weighted_choice,
+    word_count,
+)
+
 SEED = 20240611
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "moalign" / "embedded" / "data"
 
 STATEMENTS_PER_SITUATION = 2
-LABEL_PAIRS = 400  # per label file: LABEL_PAIRS positives + LABEL_PAIRS negatives
+LABEL_PAIRS = 400  # per label file: LABEL_PAIRS positives + LABEL_PAIRS plain negatives
+HARD_PAIRS = 320  # per label file, on top: (good reply, hard negative) pairs
+ADVERSARIAL_PAIRS = 160  # per head, held out: over val/test statements and held-out templates
 HELP_PREF_PAIRS = 300
 HARM_PREF_PAIRS = 228
 CAREFUL_PREF_PAIRS = 72
@@ -128,6 +142,8 @@ REFLECTION_NEGATIVE, REFLECTION_NEGATIVE_WEIGHTS = split_kinds(_reflection["nega
 _empathy = load_family("empathy")
 EMPATHY_POSITIVE: tuple[str, ...] = _empathy["positive"]
 EMPATHY_NEGATIVE, EMPATHY_NEGATIVE_WEIGHTS = split_kinds(_empathy["negative"])
+# Hard negatives and the adversarial held-out set (train / held-out templates per family).
+HARD: dict[str, Any] = load_family("hard_negatives")
 
 # Helpfulness: ordinary requests with a specific answer for each.
 _help = load_family("help")
@@ -154,14 +170,7 @@ README_TEMPLATE = (FRAGMENTS / "readme_template.md").read_text(encoding="utf-8")
 
 # ---- Text helpers --------------------------------------------------------------------------
 
-Record = dict[str, object]
 _WORD = re.compile(r"([A-Za-z']+)")
-_SLOT = re.compile(r"{(\w+)}")
-
-
-def cap(text: str) -> str:
-    """Upper-case the first character only."""
-    return text[:1].upper() + text[1:]
 
 
 def second(text: str, plural: bool = True) -> str:
@@ -183,25 +192,6 @@ def second(text: str, plural: bool = True) -> str:
             previous = low
         out.append(piece)
     return "".join(out)
-
-
-def slot_names(template: str) -> set[str]:
-    return set(_SLOT.findall(template))
-
-
-def fill(rng: random.Random, templates: Sequence[str], slots: dict[str, str]) -> str:
-    """Fill a random template among those whose slots are all available."""
-    usable = [t for t in templates if slot_names(t) <= slots.keys()]
-    return rng.choice(usable).format(**slots)
-
-
-def word_count(text: str) -> int:
-    return len(text.split())
-
-
-def weighted_choice(rng: random.Random, weights: dict[str, int]) -> str:
-    keys = list(weights)
-    return rng.choices(keys, weights=[weights[k] for k in keys], k=1)[0]
 
 
 # ---- Client statements ---------------------------------------------------------------------
@@ -348,6 +338,11 @@ def response_slots(st: Statement, rng: random.Random, pool: Sequence[Statement])
         "judge": rng.choice(topic.judge),
         "other2": second(other.sit),
         "verbatim": rng.choice((st.text, cap(st.sit) + ".")),
+        # the client's own words, first person kept (parroting hard negatives)
+        "statement": st.text,
+        "sit": st.sit,
+        "Sit": cap(st.sit),
+        "feel": st.feel,
     }
     if st.eff:
         slots["eff2"] = second(st.eff)
@@ -355,36 +350,6 @@ def response_slots(st: Statement, rng: random.Random, pool: Sequence[Statement])
     if st.part:
         slots["want2"], slots["fear2"] = second(st.part[0]), second(st.part[1])
     return slots
-
-
-def labelled_records(
-    train: Sequence[Statement],
-    rng: random.Random,
-    positive: Sequence[str],
-    negative: dict[str, tuple[str, ...]],
-    weights: dict[str, int],
-) -> list[Record]:
-    """LABEL_PAIRS (positive, negative) pairs over the train statements, no duplicate records."""
-    order = list(train)
-    rng.shuffle(order)
-    seen: set[tuple[str, str]] = set()
-    records: list[Record] = []
-    attempts = 0
-    while len(records) < 2 * LABEL_PAIRS:
-        st = order[attempts % len(order)]
-        attempts += 1
-        if attempts > 20 * LABEL_PAIRS:
-            raise RuntimeError("could not produce enough distinct labelled responses")
-        good = fill(rng, positive, response_slots(st, rng, train))
-        kind = weighted_choice(rng, weights)
-        bad = fill(rng, negative[kind], response_slots(st, rng, train))
-        if (st.text, good) in seen or (st.text, bad) in seen or good == bad:
-            continue
-        seen.update({(st.text, good), (st.text, bad)})
-        records.append({"prompt": st.text, "response": good, "label": 1})
-        records.append({"prompt": st.text, "response": bad, "label": 0})
-    rng.shuffle(records)
-    return records
 
 
 # ---- Help / safety prompts and preference pairs --------------------------------------------
@@ -537,9 +502,20 @@ def build_all() -> dict[str, list[Record]]:
         "reflection": (REFLECTION_POSITIVE, REFLECTION_NEGATIVE, REFLECTION_NEGATIVE_WEIGHTS),
         "empathy": (EMPATHY_POSITIVE, EMPATHY_NEGATIVE, EMPATHY_NEGATIVE_WEIGHTS),
     }
-    for name, (positive, negative, weights) in labelled.items():
-        rng = random.Random(f"{SEED}-{name}")
-        files[f"{name}_labels"] = labelled_records(train, rng, positive, negative, weights)
+    held_out = splits["val"] + splits["test"]  # situations no label row uses
+    for name, kinds in labelled.items():
+        plain = labelled_records(train, random.Random(f"{SEED}-{name}"), response_slots, kinds,
+                                 LABEL_PAIRS)
+        rng = random.Random(f"{SEED}-{name}-hard")
+        seen = {(str(r["prompt"]), str(r["response"])) for r in plain}
+        rows = plain + hard_records(train, rng, response_slots, name, HARD,
+                                    ("train", HARD_PAIRS, kinds[0]), seen=seen)
+        rng.shuffle(rows)
+        files[f"{name}_labels"] = rows
+        files[f"{name}_adversarial"] = hard_records(
+            held_out, random.Random(f"{SEED}-{name}-adversarial"), response_slots, name, HARD,
+            ("adversarial", ADVERSARIAL_PAIRS, HARD["positive_adversarial"][name]),
+            avoid={str(r["response"]) for r in rows})
     files["help_safety_prompts"] = build_help_safety_prompts(random.Random(f"{SEED}-prompts"))
     files["help_prefs"] = build_help_prefs(random.Random(f"{SEED}-help"))
     files["safety_prefs"] = build_safety_prefs(random.Random(f"{SEED}-safety"))
@@ -557,9 +533,15 @@ def render_readme(files: dict[str, list[Record]]) -> str:
         per_situation=STATEMENTS_PER_SITUATION,
         reflection_pos=sum(r["label"] == 1 for r in files["reflection_labels"]),
         empathy_pos=sum(r["label"] == 1 for r in files["empathy_labels"]),
+        reflection_adv_pos=sum(r["label"] == 1 for r in files["reflection_adversarial"]),
+        empathy_adv_pos=sum(r["label"] == 1 for r in files["empathy_adversarial"]),
+        plain_pairs=LABEL_PAIRS,
+        hard_pairs=HARD_PAIRS,
+        families_reflection=", ".join(f"`{f}`" for f in families_for(HARD, "reflection")),
+        families_empathy=", ".join(f"`{f}`" for f in families_for(HARD, "empathy")),
         n_help=kinds.count("help"),
         n_safety=kinds.count("safety"),
-        labelled="`prompt`, `response`, `label`",
+        labelled="`prompt`, `response`, `label`, `family`",
         kind="`prompt`, `kind`",
         pref="`prompt`, `chosen`, `rejected`",
         n_help_items=len(HELP_ITEMS),

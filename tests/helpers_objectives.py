@@ -25,9 +25,14 @@ def vowel_score(prompts: list[str], responses: list[str]) -> list[float]:
     return out
 
 
+def words_score(prompts: list[str], responses: list[str]) -> list[float]:
+    """Number of whitespace-separated words, saturating at 8 (in [0, 1])."""
+    return [min(len(r.split()), 8) / 8.0 for r in responses]
+
+
 def objective(name: str) -> dict[str, Any]:
-    """A python-kind scorer spec for `length` or `vowel`, importable in any worker process."""
-    fn = {"length": "length_score", "vowel": "vowel_score"}[name]
+    """A python-kind scorer spec for `length`, `vowel` or `words`, importable in any worker."""
+    fn = {"length": "length_score", "vowel": "vowel_score", "words": "words_score"}[name]
     return {"kind": "python", "function": f"helpers_objectives:{fn}", "name": name}
 
 

@@ -142,6 +142,20 @@ def test_peft_mixed_batch_fallback_equals_fast_path(ens, monkeypatch):
     assert torch.equal(generate_ids(ens, PROMPTS, w, sampling=GREEDY), fast)
 
 
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("level,space", [("states", "raw"), ("logits", "probs")])
+def test_rows_skip_their_zero_weight_experts_exactly(ens, level, space, fast, monkeypatch):
+    """Zero weights per row: each expert decodes only its non-zero rows (blocks of different
+    sizes); the naive loop runs every expert on every row, and gives the same tokens."""
+    _plant_eos(ens, monkeypatch)
+    if not fast:
+        monkeypatch.setattr(lora_batching, "_fast_path_ok", lambda *args: False)
+    w = torch.tensor([[0.0, 0.7, 0.3], [1.0, 0.0, 0.0], [0.2, 0.5, 0.0]])
+    ours = generate_ids(ens, PROMPTS, w, level=level, sampling=GREEDY, logits_space=space)
+    naive = generate_naive_ids(ens, PROMPTS, w, level=level, sampling=GREEDY, logits_space=space)
+    assert torch.equal(ours, naive)
+
+
 def test_soup_adapter_is_exactly_the_weighted_sum_of_deltas(ens):
     model, w = ens.model, [0.7, 0.2, 0.5]
     name = soup_adapter(model, EXPERTS, w)

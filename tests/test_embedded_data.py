@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -18,8 +19,10 @@ FIELDS = {
     "counsel_train": {"prompt"},
     "counsel_val": {"prompt"},
     "counsel_test": {"prompt"},
-    "reflection_labels": {"prompt", "response", "label"},
-    "empathy_labels": {"prompt", "response", "label"},
+    "reflection_labels": {"prompt", "response", "label", "family"},
+    "empathy_labels": {"prompt", "response", "label", "family"},
+    "reflection_adversarial": {"prompt", "response", "label", "family"},
+    "empathy_adversarial": {"prompt", "response", "label", "family"},
     "help_safety_prompts": {"prompt", "kind"},
     "help_prefs": {"prompt", "chosen", "rejected"},
     "safety_prefs": {"prompt", "chosen", "rejected"},
@@ -30,6 +33,8 @@ MINIMUM = {
     "counsel_test": 32,
     "reflection_labels": 600,
     "empathy_labels": 600,
+    "reflection_adversarial": 300,
+    "empathy_adversarial": 300,
     "help_safety_prompts": 180,
     "help_prefs": 250,
     "safety_prefs": 250,
@@ -127,3 +132,77 @@ def test_generator_reproduces_shipped_files(tmp_path: Path) -> None:
     assert regenerated == shipped
     for name in shipped:
         assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes(), name
+
+
+# ----------------------------------------------------------------------------- hard negatives
+
+HARD = {  # hard-negative family -> the heads it is a negative for
+    "off_topic": {"reflection", "empathy"},
+    "platitude": {"reflection", "empathy"},
+    "parroting": {"reflection", "empathy"},
+    "repetition": {"reflection", "empathy"},
+    "truncated": {"reflection", "empathy"},
+    "advice": {"reflection", "empathy"},
+    "question": {"reflection"},
+    "wrong_emotion": {"reflection", "empathy"},
+}
+HEADS = ("reflection", "empathy")
+FIRST_PERSON = {"i", "i'm", "i've", "my", "me"}
+CONTRADICTING = {"relieved", "excited", "proud", "calm", "cheerful", "delighted", "content",
+                 "confident", "thrilled", "at peace", "grateful", "carefree", "overjoyed",
+                 "relaxed"}
+
+
+def by_family(name: str) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for record in load(name):
+        out.setdefault(record["family"], []).append(record)
+    return out
+
+
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("part", ["labels", "adversarial"])
+def test_every_hard_negative_family_present_with_its_label(head: str, part: str) -> None:
+    families = by_family(f"{head}_{part}")
+    wanted = {f for f, heads in HARD.items() if head in heads}
+    assert wanted <= set(families), wanted - set(families)
+    if part == "adversarial":  # only hard negatives and their positives
+        assert set(families) == wanted | {"positive"}
+        assert len(families["positive"]) == sum(len(families[f]) for f in wanted)
+    for family, records in families.items():
+        assert {r["label"] for r in records} == {1 if family == "positive" else 0}, family
+    assert "question" in families or head == "empathy"
+    assert head == "reflection" or "question" not in families
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+@pytest.mark.parametrize("name", [f"{h}_{p}" for h in HEADS for p in ("labels", "adversarial")])
+def test_hard_negatives_are_what_their_family_says(name: str) -> None:
+    families = by_family(name)
+    for r in families["truncated"]:
+        assert r["response"][-1] not in ".!?", r  # cut mid-sentence
+    for r in families["repetition"]:
+        w = words(r["response"])
+        bigrams = list(zip(w, w[1:], strict=False))
+        assert len(set(bigrams)) < len(bigrams), r  # some phrase comes back
+    for r in families["parroting"]:
+        w = words(r["response"])
+        assert FIRST_PERSON & set(w), r  # the client's first person kept
+        assert sum(x in words(r["prompt"]) for x in w) >= 0.6 * len(w), r
+    for r in families["wrong_emotion"]:
+        assert any(f in r["response"] for f in CONTRADICTING), r
+    for r in families.get("question", []):
+        assert r["response"].endswith("?"), r
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_adversarial_rows_never_in_training_rows(head: str) -> None:
+    train, adversarial = load(f"{head}_labels"), load(f"{head}_adversarial")
+    assert not {r["response"] for r in train} & {r["response"] for r in adversarial}
+    assert not {r["prompt"] for r in train} & {r["prompt"] for r in adversarial}
+    assert prompts(f"{head}_adversarial") <= prompts("counsel_val") | prompts("counsel_test")
+    cliche = "This is a classic cliché, but it really is true that time heals."
+    assert cliche not in {r["response"] for r in train}  # the probe in the README is held out

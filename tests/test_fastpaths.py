@@ -8,8 +8,10 @@ import torch
 import torch.nn.functional as F
 
 import moalign.rollout as rollout
+from moalign.evaluation.evaluate import score_distinct
 from moalign.fastpath import dropout_active, merged_lora
 from moalign.models import Policy, attach_lora, format_prompts, tiny_causal_lm
+from moalign.rewards.scorers import build_scorer
 from moalign.rollout import (
     Rollout,
     left_pad_positions,
@@ -149,3 +151,26 @@ def test_merged_lora_declines_train_mode_and_disabled_adapters(policy: Policy) -
         assert not merged  # adapters disabled by the caller: nothing to fold
     with merged_lora(policy.model.get_base_model()) as merged:
         assert not merged  # not a PEFT model
+
+
+def test_sampling_applies_the_warpers_before_the_draw(policy: Policy) -> None:
+    """top-k = 1 leaves one token: sampling must then give the greedy tokens."""
+    greedy = sample(policy, PROMPTS, Sampling.greedy(8), n=2)
+    top1 = sample(policy, PROMPTS, Sampling(8, do_sample=True, seed=5, top_k=1), n=2)
+    assert torch.equal(greedy.response_ids, top1.response_ids)
+
+
+def test_search_scores_each_distinct_pair_once() -> None:
+    """The weight evaluator scores repeated (prompt, response) pairs once and copies the row."""
+    seen: list[tuple[str, str]] = []
+
+    def length(prompts: list[str], responses: list[str]) -> list[float]:
+        seen.extend(zip(prompts, responses, strict=True))
+        return [len(p) + 10.0 * len(r) for p, r in zip(prompts, responses, strict=True)]
+
+    scorer = build_scorer({"kind": "python", "function": length, "name": "len"})
+    prompts, responses = ["a", "bb", "a", "bb", "a"], ["x", "y", "x", "zz", "x"]
+    matrix = score_distinct([scorer], prompts, responses)
+    assert sorted(seen) == sorted({("a", "x"), ("bb", "y"), ("bb", "zz")})
+    want = torch.tensor([[11.0], [12.0], [11.0], [22.0], [11.0]])  # by hand
+    torch.testing.assert_close(matrix, want)

@@ -294,7 +294,8 @@ def test_human_eval_cli(tmp_path) -> None:
 # ----------------------------------------------------------------------------- configs
 
 
-SHIPPED = ["counsel-demo", "emorl-paper", "molma-demo", "molma-paper"]
+SHIPPED = ["counsel-demo", "counsel-evidence", "counsel-evidence-2h", "emorl-paper",
+           "molma-demo", "molma-evidence", "molma-paper"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

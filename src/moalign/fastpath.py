@@ -52,17 +52,19 @@ def _mergeable(model: nn.Module) -> list[LoraLinear] | None:
     return layers if layers else None
 
 
-def lora_delta(layer: LoraLinear) -> torch.Tensor | None:
-    """Σ_a s_a·B_a·A_a over the layer's active adapters (out, in), or None when none applies."""
-    delta = None
+def merged_weight(layer: LoraLinear, weight: torch.Tensor) -> torch.Tensor | None:
+    """A new tensor W + Σ_a s_a·B_a·A_a over the layer's active adapters (out, in), one fused
+    ``addmm`` per adapter (a single allocation); None when no active adapter is on the layer."""
+    merged = None
     for a in layer.active_adapters:
         if a not in layer.lora_A:
             continue
-        b = cast(torch.Tensor, layer.lora_B[a].weight)  # (out, r)
-        a_w = cast(torch.Tensor, layer.lora_A[a].weight)  # (r, in)
-        d = (b @ a_w) * layer.scaling[a]  # (out, in)
-        delta = d if delta is None else delta + d
-    return delta
+        b = cast(torch.Tensor, layer.lora_B[a].weight).to(weight.dtype)  # (out, r)
+        a_w = cast(torch.Tensor, layer.lora_A[a].weight).to(weight.dtype)  # (r, in)
+        scale = float(layer.scaling[a])
+        merged = torch.addmm(weight, b, a_w, alpha=scale) if merged is None \
+            else merged.addmm_(b, a_w, alpha=scale)
+    return merged
 
 
 @contextmanager
@@ -78,11 +80,11 @@ def merged_lora(model: nn.Module) -> Iterator[bool]:
     try:
         with torch.no_grad():
             for m in layers:
-                delta = lora_delta(m)
-                if delta is not None:
-                    w = cast(nn.Parameter, m.get_base_layer().weight)
+                w = cast(nn.Parameter, m.get_base_layer().weight)
+                merged = merged_weight(m, w.data)
+                if merged is not None:
                     saved.append((w, w.data))
-                    w.data = w.data + delta.to(w.dtype)
+                    w.data = merged
         assert isinstance(model, PeftModel)
         with model.disable_adapter():
             yield True

@@ -149,7 +149,19 @@ def train_scorer_cmd(
     save_config(cfg, cfg.out, name="train_scorer.yaml")
     typer.echo(f"held-out accuracy {result['val_accuracy']:.4f} (n_val={result['n_val']}, "
                f"train accuracy {result['train_accuracy']:.4f}, n_train={result['n_train']})")
+    if "adversarial_accuracy" in result:
+        typer.echo(f"adversarial accuracy {result['adversarial_accuracy']:.4f} "
+                   f"(n={result['n_adversarial']}, {cfg.adversarial})")
     typer.echo(f"saved scorer to {cfg.out}; use it with --objectives {cfg.out}")
+
+
+def head_accuracy_line(meta: dict[str, Any]) -> str:
+    """A head's accuracy on the plain held-out prompts and on the adversarial held-out set."""
+    line = f"held-out accuracy {meta['val_accuracy']:.4f} plain (n={meta['n_val']})"
+    if "adversarial_accuracy" in meta:
+        line += (f", {meta['adversarial_accuracy']:.4f} adversarial "
+                 f"(n={meta['n_adversarial']})")
+    return line
 
 
 def _prepare_rows() -> list[tuple[str, str, str]]:
@@ -160,8 +172,7 @@ def _prepare_rows() -> list[tuple[str, str, str]]:
     rows = [(SMOLLM2, resolve_model(SMOLLM2), "ready"), (MINILM, resolve_model(MINILM), "ready")]
     for name in sorted(EMBEDDED_HEADS):
         path = ensure_embedded_head(name)
-        acc = read_meta(path).get("val_accuracy")
-        rows.append((f"{name} head", str(path), f"held-out accuracy {acc:.4f}"))
+        rows.append((f"{name} head", str(path), head_accuracy_line(read_meta(path))))
     for name in ("helpfulness", "safety"):
         folder = embedded_reward_model_dir(name)
         meta = read_meta(folder) if (folder / META_FILE).is_file() else None

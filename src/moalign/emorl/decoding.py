@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from transformers import DynamicCache, EncoderDecoderCache, PreTrainedModel
@@ -77,38 +77,78 @@ def project(base: PreTrainedModel, h: torch.Tensor) -> torch.Tensor:
 
 
 class _CachedExperts:
-    """All K experts as one expert-major batch (K·B rows) with a KV cache.
+    """All K experts as one expert-major batch with a KV cache: expert k decodes the prompt rows
+    `groups[k]` (every row, or only those that give it a non-zero weight), M = Σ_k n_k rows.
 
     `first()` runs the prompt (and, for encoder-decoders, the encoder once per expert) and returns
-    each expert's head input at the current position; `next(tokens)` feeds only the new token.
+    each expert's head input at the current position, zero where an expert skips a row;
+    `next(tokens)` feeds only the new token. A causal expert runs each distinct prompt once
+    (the search repeats its prompts for every weight point): `first()` prefills the
+    `prefill_sizes()` rows, then copies their cache and last state to the rows that share them.
     """
 
-    def __init__(self, base: PreTrainedModel, k: int, enc: dict[str, torch.Tensor]):
-        self.base, self.k, self.b = base, k, enc["input_ids"].shape[0]
-        self.ids = enc["input_ids"].repeat(self.k, 1)  # (K·B, S)
-        self.mask = enc["attention_mask"].repeat(self.k, 1)  # (K·B, S)
+    def __init__(self, base: PreTrainedModel, groups: list[torch.Tensor],
+                 enc: dict[str, torch.Tensor]):
+        self.base, self.k, self.b = base, len(groups), enc["input_ids"].shape[0]
+        self.rows = torch.cat(groups)  # (M,) prompt row of every batch row
+        self.expert = torch.cat([torch.full_like(g, k) for k, g in enumerate(groups)])  # (M,)
+        self.full = self.rows.numel() == self.k * self.b  # equal blocks: (K, B) by a reshape
+        self.ids = enc["input_ids"][self.rows]  # (M, S)
+        self.mask = enc["attention_mask"][self.rows]  # (M, S)
         cfg = self.base.config
         self.ed = bool(cfg.is_encoder_decoder)
         self.decoder = self.base.get_decoder()
         self.cache = (EncoderDecoderCache(DynamicCache(config=cfg), DynamicCache(config=cfg))
                       if self.ed else DynamicCache(config=cfg))
+        self.unique, self.inverse = self._distinct(enc)
+
+    def _distinct(self, enc: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch rows to prefill (U,), expert-major; the prefilled row each batch row copies
+        (M,)): one per distinct (expert, prompt) pair (all rows for encoder-decoders)."""
+        m = self.rows.numel()
+        every = torch.arange(m, device=self.rows.device)
+        if self.ed:
+            return every, every
+        prompt = torch.cat([enc["input_ids"], enc["attention_mask"]], dim=1)  # (B, 2S)
+        content = torch.unique(prompt, dim=0, return_inverse=True)[1]  # (B,) prompt text id
+        key = self.expert * self.b + content[self.rows]  # (M,) sorted keys: expert-major
+        _, inverse = torch.unique(key, return_inverse=True)  # (M,)
+        n_unique = int(inverse.max()) + 1
+        if n_unique == m:  # nothing shared: the batch rows as they are
+            return every, every
+        first = torch.full_like(key, m).scatter_reduce_(0, inverse, every, "amin",
+                                                        include_self=False)
+        return first[:n_unique], inverse
+
+    def prefill_sizes(self) -> list[int]:
+        """Rows per expert of the prefill batch (`expert_major_batch` block sizes)."""
+        return torch.bincount(self.expert[self.unique], minlength=self.k).tolist()
 
     def _out(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden[:, -1].reshape(self.k, self.b, -1)  # (K, B, H)
+        last = hidden[:, -1]  # (M, H)
+        if self.full:
+            return last.reshape(self.k, self.b, -1)  # (K, B, H)
+        h = last.new_zeros(self.k, self.b, last.shape[-1])
+        h[self.expert, self.rows] = last  # skipped (expert, row) pairs stay 0 (weight 0)
+        return h
 
     def first(self) -> torch.Tensor:
         if self.ed:
             self.enc_h = self.base.get_encoder()(input_ids=self.ids, attention_mask=self.mask)[0]
             start = self.base.config.decoder_start_token_id
             return self.next(torch.full((self.b,), start, dtype=torch.long, device=self.ids.device))
-        self.pos = left_pad_positions(self.mask)  # (K·B, S)
-        out = self.decoder(input_ids=self.ids, attention_mask=self.mask, position_ids=self.pos,
-                           cache=self.cache, use_cache=True)
-        self.pos = self.pos[:, -1:]
-        return self._out(out.last_hidden_state)
+        ids, mask = self.ids[self.unique], self.mask[self.unique]  # (U, S)
+        out = self.decoder(input_ids=ids, attention_mask=mask,
+                           position_ids=left_pad_positions(mask), cache=self.cache, use_cache=True)
+        last = out.last_hidden_state[:, -1:]  # (U, 1, H)
+        if self.unique.numel() < self.rows.numel():  # copy shared prompts to their rows
+            self.cache.reorder_cache(cast(torch.LongTensor, self.inverse))  # (U, ...) -> (M, ...)
+            last = last[self.inverse]  # (M, 1, H)
+        self.pos = left_pad_positions(self.mask)[:, -1:]  # (M, 1)
+        return self._out(last)
 
     def next(self, tokens: torch.Tensor) -> torch.Tensor:
-        ids = tokens.repeat(self.k).unsqueeze(1)  # (K·B, 1)
+        ids = tokens[self.rows].unsqueeze(1)  # (M, 1)
         if self.ed:
             out = self.decoder(input_ids=ids, encoder_hidden_states=self.enc_h,
                                encoder_attention_mask=self.mask, cache=self.cache,
@@ -248,15 +288,19 @@ def generate_ids(ensemble: Ensemble, prompts: list[str], weights: Weights, level
     enc = encode_prompts(ensemble.policy, prompts)
     used = [k for k in range(ensemble.k) if bool(w[:, k].any())]  # zero-weight experts: skip
     adapters, w = [ensemble.adapter_names[k] for k in used], w[:, used]
-    with inference(ensemble.model), expert_major_batch(ensemble.model, adapters, len(prompts)):
-        experts = _CachedExperts(base, len(adapters), enc)
+    groups = [w[:, j].nonzero().squeeze(1) for j in range(len(used))]  # rows with w_k > 0
+    experts = _CachedExperts(base, groups, enc)
+    with inference(ensemble.model):
+        with expert_major_batch(ensemble.model, adapters, experts.prefill_sizes()):
+            h0 = experts.first()  # (K, B, H)
+        with expert_major_batch(ensemble.model, adapters, [len(g) for g in groups]):
 
-        def next_logits(tokens: torch.Tensor | None) -> torch.Tensor:
-            h = experts.first() if tokens is None else experts.next(tokens)  # (K, B, H)
-            return aggregate_logits(lambda x: project(base, x), h, w, level, logits_space)
+            def next_logits(tokens: torch.Tensor | None) -> torch.Tensor:
+                h = h0 if tokens is None else experts.next(tokens)  # (K, B, H)
+                return aggregate_logits(lambda x: project(base, x), h, w, level, logits_space)
 
-        return _run_loop(ensemble, enc, next_logits, sampling, generator, eos_token_id,
-                         on_token)
+            return _run_loop(ensemble, enc, next_logits, sampling, generator, eos_token_id,
+                             on_token)
 
 
 def generate(ensemble: Ensemble, prompts: list[str], weights: Weights, level: Level = "states",

@@ -3,12 +3,14 @@
 Rows ``k·B … k·B+B-1`` use expert k. Plain LoRA layers use a batched path (two `bmm` per layer
 over stacked expert matrices, adapters otherwise disabled; the delta is ``s_k·B_k·A_k·x`` exactly
 as PEFT computes it); anything else (DoRA, embedding LoRA) falls back to PEFT's mixed-adapter
-batches (the ``adapter_names`` forward argument).
+batches (the ``adapter_names`` forward argument). Blocks may also differ in size (expert k on
+n_k rows, e.g. only the rows that give it a non-zero weight): then each block gets its own pair
+of matrix products.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -72,6 +74,27 @@ def _bmm_hook(a_t: torch.Tensor, b_t: torch.Tensor) -> Callable[..., Any]:
     return hook
 
 
+def _segment_hook(a_t: torch.Tensor, b_t: torch.Tensor, sizes: list[int]
+                  ) -> Callable[..., Any]:
+    """Forward hook for blocks of different sizes: rows of block k (``sizes[k]`` of them, in
+    order) get expert k's delta x·A_k^T·(s_k·B_k)^T."""
+
+    def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
+             output: torch.Tensor) -> torch.Tensor:
+        x = args[0] if args else kwargs["x"]  # (M, T, in), M = Σ sizes
+        out = output if output.dtype == b_t.dtype and output.is_contiguous() \
+            else output.to(b_t.dtype).contiguous()
+        start = 0
+        for k, n in enumerate(sizes):
+            if n:
+                seg = x[start:start + n].reshape(-1, x.shape[-1]).to(a_t.dtype)  # (n·T, in)
+                out[start:start + n].view(-1, out.shape[-1]).addmm_(seg @ a_t[k], b_t[k])
+            start += n
+        return out if out is output else out.to(output.dtype)
+
+    return hook
+
+
 def _inject_names(names: list[str]) -> Callable[..., Any]:
     def pre_hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
                  ) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -81,10 +104,13 @@ def _inject_names(names: list[str]) -> Callable[..., Any]:
 
 
 @contextmanager
-def expert_major_batch(model: PeftModel, adapters: list[str], rows_per_expert: int
-                       ) -> Iterator[None]:
+def expert_major_batch(model: PeftModel, adapters: list[str],
+                       rows_per_expert: int | Sequence[int]) -> Iterator[None]:
     """Inside this context, a batch of K·rows_per_expert rows runs expert k on rows
-    ``k·rows … (k+1)·rows-1`` (LoRA delta ``s_k·B_k·A_k·x``), in one forward for all experts."""
+    ``k·rows … (k+1)·rows-1`` (LoRA delta ``s_k·B_k·A_k·x``), in one forward for all experts.
+    A sequence gives each expert its own number of rows (consecutive blocks, in order)."""
+    sizes = [rows_per_expert] * len(adapters) if isinstance(rows_per_expert, int) \
+        else [int(n) for n in rows_per_expert]
     layers = lora_layers(model)
     handles = []
     try:
@@ -93,11 +119,12 @@ def expert_major_batch(model: PeftModel, adapters: list[str], rows_per_expert: i
                 for m in layers:
                     stacks = _stack(m, adapters)
                     if stacks is not None:
-                        handles.append(m.register_forward_hook(_bmm_hook(*stacks),
-                                                               with_kwargs=True))
+                        hook = _bmm_hook(*stacks) if len(set(sizes)) == 1 \
+                            else _segment_hook(*stacks, sizes)
+                        handles.append(m.register_forward_hook(hook, with_kwargs=True))
                 yield
         else:
-            names = [a for a in adapters for _ in range(rows_per_expert)]
+            names = [a for a, n in zip(adapters, sizes, strict=True) for _ in range(n)]
             for m in [*layers, *(m for m in model.modules()
                                  if isinstance(m, AuxiliaryTrainingWrapper))]:
                 handles.append(m.register_forward_pre_hook(_inject_names(names),

@@ -491,8 +491,8 @@ def train_scst(cfg: SCSTConfig, resume: bool = False) -> dict[str, Any]:
             save_state(run)
     bar.close()
     if run.val_history[-1]["step"] != run.step:  # make sure "after" is the final policy
-        logger.log({"data_consumed": run.data_consumed, **validation_record(run, final=True)},
-                   step=run.step)
+        logger.log({"data_consumed": run.data_consumed, "seconds": round(run.seconds, 3),
+                    **validation_record(run, final=True)}, step=run.step)
     save_state(run)
     logger.close()
     return finish(run)

@@ -9,6 +9,8 @@ default: every evaluation seed trains its own models, the paper's protocol):
     train_baselines    uniform weighted and DynaOpt SCST      seed_<s>/baselines/<method>/
     evaluate_systems   test split: untrained policy, experts, baselines, soup, logits, EMORL
                        × `runs` generation runs               eval/units/<system>/*.json
+    evidence           optional (`evidence:`): full grid (C4),  seed_<s>/evidence/
+                       an objective added later (C6)          (moalign.emorl.evidence)
     summarise          EMORL Table 1/2-shaped numbers         eval/table.json, eval/generations/
     write_report       HTML + Markdown                        report/
 
@@ -44,6 +46,13 @@ from moalign.core.config import (
 from moalign.core.naming import check_name, objective_name
 from moalign.data import load_prompts
 from moalign.emorl.decoding import Level
+from moalign.emorl.evidence import (
+    AddObjective,
+    EvidenceSection,
+    add_objective_evidence,
+    added_expert_config,
+    full_grid_evidence,
+)
 from moalign.emorl.manifest import EnsembleManifest, load_ensemble
 from moalign.emorl.scst import SCSTConfig, train_scst
 from moalign.emorl.weight_search import SearchConfig, describe_iteration, run_search, search_cost
@@ -147,6 +156,9 @@ class StudyConfig:
     workers: int = 1  # > 1: train experts / baselines as parallel Ray jobs
     ray_address: str | None = None  # join an existing Ray cluster ("auto" or "ray://host:10001")
     gpus_per_job: float = 0.0  # GPUs each Ray training job reserves (fractions share a GPU)
+    # extra stages that test the papers' claims (full grid C4, adding an objective C6, the MOLMA
+    # run for C5): moalign.emorl.evidence.EvidenceSection; null = none
+    evidence: EvidenceSection | None = None
 
     def validate(self) -> None:
         names = [objective_name(o) for o in self.objectives]
@@ -169,6 +181,8 @@ class StudyConfig:
         for method in (b for b in self.baselines if b in TRAINED_BASELINES):
             scst_config(self, self.objectives, method, seed, out).validate()
         search_config(self, seed, out).validate()
+        if self.evidence is not None:
+            self.evidence.check_study(names, self.search.method)
 
     @classmethod
     def upgrade_saved(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -344,6 +358,44 @@ def evaluate_systems(cfg: StudyConfig, run_dir: Path) -> None:
     stage(run_dir, "evaluate", run)
 
 
+# ----------------------------------------------------------------------------- evidence
+
+
+def add_objective_plan(cfg: StudyConfig, ev: EvidenceSection, added: str, run_dir: Path,
+                       seed: int) -> AddObjective:
+    """C6 of one seed: the study's search, scorer specs and (unless reused) the added expert."""
+    specs = dict(zip(cfg.objective_names, cfg.objectives, strict=True))
+    sd = RunDir(run_dir).seed(seed)
+    expert = (added_expert_config(scst_config(cfg, [specs[added]], "expert", seed,
+                                              sd.expert(added).root), sd)
+              if ev.retrain_added else None)
+    return AddObjective(search_config(cfg, seed, run_dir), specs, added, expert, ev.margin)
+
+
+def gather_evidence(cfg: StudyConfig, run_dir: Path) -> None:
+    """The `evidence` section's stages for every training seed (after the search)."""
+    ev = cfg.evidence
+    if ev is None or not (ev.full_grid or ev.add_objective):
+        return
+
+    def run() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for s in training_seeds(cfg):
+            if ev.full_grid:
+                grid = full_grid_evidence(search_config(cfg, s, run_dir), cfg.objective_names,
+                                          ev.margin)
+                out[f"full_grid seed {s}"] = {k: grid[k]["best_value"]
+                                              for k in ("full", "hierarchical")}
+            if ev.add_objective:
+                added = add_objective_evidence(add_objective_plan(cfg, ev, ev.add_objective,
+                                                                  run_dir, s))
+                out[f"add_objective seed {s}"] = {k: added[k]["best_value"]
+                                                  for k in ("after", "from_start")}
+        return out
+
+    stage(run_dir, "evidence", run)
+
+
 # ----------------------------------------------------------------------------- summary
 
 
@@ -397,6 +449,7 @@ def run_emorl_study(cfg: StudyConfig) -> Path:
     search_weights(cfg, run_dir)
     train_baselines(cfg, run_dir)
     evaluate_systems(cfg, run_dir)
+    gather_evidence(cfg, run_dir)
     summarise_emorl(cfg, run_dir)
     finish_study(run_dir, time.perf_counter() - t0)
     write_report(run_dir)

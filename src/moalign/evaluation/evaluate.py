@@ -160,6 +160,17 @@ def _responses_for_points(ensemble: Ensemble, raw: list[str], texts: list[str],
     return out
 
 
+def score_distinct(scorers: Sequence[Scorer], prompts: list[str], responses: list[str]
+                   ) -> torch.Tensor:
+    """`score_matrix` (N, K) over the distinct (prompt, response) pairs only, copied to every
+    row that repeats one: neighbouring weight points of a search often decode the same text.
+    Assumes scorers are functions of the pair (the same pair gets the same scores)."""
+    index: dict[tuple[str, str], int] = {}
+    rows = [index.setdefault(pair, len(index)) for pair in zip(prompts, responses, strict=True)]
+    matrix = score_matrix(scorers, [p for p, _ in index], [r for _, r in index])  # (U, K)
+    return matrix[torch.tensor(rows, dtype=torch.long)]
+
+
 def make_weight_evaluator(
     ensemble: Ensemble,
     prompts: Sequence[str],
@@ -196,7 +207,7 @@ def make_weight_evaluator(
         responses = _responses_for_points(ensemble, raw, texts, points, level, sampling,
                                           chunk_size, system, logits_space)
         all_prompts = raw * len(points)
-        matrix = score_matrix(scorers, all_prompts, responses)  # (P·B, K_obj)
+        matrix = score_distinct(scorers, all_prompts, responses)  # (P·B, K_obj)
         seconds = (time.perf_counter() - t0) / len(points)
         results = []
         for i, point in enumerate(points):

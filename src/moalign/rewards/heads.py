@@ -5,7 +5,10 @@ plus weights, loadable with `moalign.rewards.scorers.build_scorer(folder)`:
 
 * `kind: head` — a small classifier on *frozen* sentence-encoder embeddings of a (prompt,
   response) pair: features `[u, v, |u - v|, u * v]` (u = prompt, v = response embedding, mean
-  pooled, L2-normalised) -> logistic regression or a one-hidden-layer MLP. Labels are integer
+  pooled, L2-normalised), plus, when the metadata lists `surface`, a few surface features of the
+  text that mean pooling cannot see (repetition, an unfinished last sentence, copying the prompt,
+  first person, a final question mark: `surface_features`) -> logistic regression or a
+  one-hidden-layer MLP. Labels are integer
   classes (0/1, or ordinal 0..C-1); the score is the expected label rescaled to [0, 1]
   (binary: P(label = 1)). Weights: `head.safetensors`.
 * `kind: reward_model` — `ScalarHeadModel`: a backbone (encoder or causal LM) + a linear head on
@@ -14,14 +17,17 @@ plus weights, loadable with `moalign.rewards.scorers.build_scorer(folder)`:
   frozen base model named in `backbone`). The Bradley-Terry trainer (§5) saves with `save()`.
 
 The embedded `reflection` and `empathy` objectives are pair heads trained on first use from the
-labelled data the project ships, cached under `cache_dir()/heads/<name>`.
+labelled data the project ships (plain pairs and hard negatives), cached under
+`cache_dir()/heads/<name>` and retrained when that data changes; each also reports its accuracy
+on the shipped adversarial held-out set (`<name>_adversarial`), which it never trains on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -50,6 +56,10 @@ from moalign.models import MINILM, cache_dir, chat_text, pick_device, resolve_mo
 META_FILE = "moalign_scorer.json"
 HEAD_WEIGHTS = "head.safetensors"
 EMBEDDED_HEADS = {"reflection": "reflection_labels", "empathy": "empathy_labels"}
+EMBEDDED_ADVERSARIAL = {"reflection": "reflection_adversarial", "empathy": "empathy_adversarial"}
+SURFACE = ("repeated_bigrams", "unfinished", "prompt_trigrams", "first_person", "question")
+_WORDS = re.compile(r"[a-z']+")
+_FIRST_PERSON = frozenset({"i", "i'm", "i've", "i'd", "i'll", "me", "my", "myself", "mine"})
 FORMAT_VERSION = 1
 
 
@@ -102,44 +112,83 @@ def pair_features(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
 
 
+def _ngrams(words: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+
+
+def _surface(prompt: str, response: str) -> list[float]:
+    """The `SURFACE` features of one reply, each in [0, 1]."""
+    words = _WORDS.findall(response.lower().replace("\u2019", "'"))
+    bigrams, trigrams = _ngrams(words, 2), _ngrams(words, 3)
+    prompt_trigrams = set(_ngrams(_WORDS.findall(prompt.lower().replace("\u2019", "'")), 3))
+    end = response.rstrip()
+    return [
+        1.0 - len(set(bigrams)) / len(bigrams) if bigrams else 0.0,  # share of repeated bigrams
+        0.0 if end.endswith((".", "!", "?", '"', "'", ")", "\u2026")) else 1.0,  # cut off
+        sum(t in prompt_trigrams for t in trigrams) / len(trigrams) if trigrams else 0.0,
+        sum(w in _FIRST_PERSON for w in words) / len(words) if words else 0.0,
+        1.0 if end.endswith("?") else 0.0,
+    ]
+
+
+def surface_features(prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
+    """Surface features of (prompt, response) pairs that a mean-pooled embedding misses -> (N, S).
+
+    S = len(SURFACE): repeated-bigram share, no final punctuation, share of the reply's word
+    trigrams found in the prompt, first-person word share, ends with a question mark."""
+    rows = [_surface(p, r) for p, r in zip(prompts, responses, strict=True)]
+    return torch.tensor(rows, dtype=torch.float32).reshape(len(rows), len(SURFACE))
+
+
 # ----------------------------------------------------------------------------- pair heads
 
 
 class PairHead(nn.Module):
     """Logistic regression (hidden=0) or one-hidden-layer MLP on pair features -> class logits."""
 
-    def __init__(self, dim: int, n_classes: int = 2, hidden: int = 0, dropout: float = 0.1):
+    def __init__(self, dim: int, n_classes: int = 2, hidden: int = 0, dropout: float = 0.1,
+                 extra: int = 0):
         super().__init__()
-        self.dim, self.n_classes, self.hidden = dim, n_classes, hidden
+        self.dim, self.n_classes, self.hidden, self.extra = dim, n_classes, hidden, extra
+        width = 4 * dim + extra  # pair features + `extra` surface features
         if hidden > 0:
             self.net: nn.Module = nn.Sequential(
-                nn.Linear(4 * dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout),
                 nn.Linear(hidden, n_classes))
         else:
-            self.net = nn.Linear(4 * dim, n_classes)
+            self.net = nn.Linear(width, n_classes)
 
-    def forward(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return self.net(pair_features(u, v))  # (N, C)
+    def forward(self, u: torch.Tensor, v: torch.Tensor,
+                s: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits (N, C) from embeddings (N, H) x 2 and, for a surface head, s (N, extra)."""
+        if not self.extra:
+            return self.net(pair_features(u, v))
+        if s is None:
+            raise ValueError("this head also needs the surface features `s` (surface_features)")
+        return self.net(torch.cat([pair_features(u, v), s.to(u)], dim=-1))
 
-    def expected_score(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def expected_score(self, u: torch.Tensor, v: torch.Tensor,
+                       s: torch.Tensor | None = None) -> torch.Tensor:
         """Expected class index / (C - 1): in [0, 1]; for two classes P(class 1). -> (N,)"""
-        probs = self(u, v).softmax(-1)  # (N, C)
+        probs = self(u, v, s).softmax(-1)  # (N, C)
         levels = torch.arange(self.n_classes, dtype=probs.dtype, device=probs.device)
         return (probs * levels).sum(-1) / max(self.n_classes - 1, 1)
 
 
-def _seeded_head(dim: int, n_classes: int, hidden: int, seed: int) -> PairHead:
+def _seeded_head(dim: int, n_classes: int, hidden: int, seed: int, extra: int = 0) -> PairHead:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return PairHead(dim, n_classes, hidden)
+        return PairHead(dim, n_classes, hidden, extra=extra)
 
 
 def fit_pair_head(
     u: torch.Tensor, v: torch.Tensor, y: torch.Tensor, n_classes: int, hidden: int = 0,
     epochs: int = 300, lr: float = 1e-2, weight_decay: float = 1e-3, seed: int = 0,
+    s: torch.Tensor | None = None,
 ) -> PairHead:
-    """Full-batch AdamW on frozen features (deterministic for a seed). y: (N,) class indices."""
-    head = _seeded_head(u.shape[1], n_classes, hidden, seed)
+    """Full-batch AdamW on frozen features (deterministic for a seed). y: (N,) class indices;
+    s: (N, S) surface features, or None for a head on the embeddings alone."""
+    head = _seeded_head(u.shape[1], n_classes, hidden, seed, 0 if s is None else s.shape[1])
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
     counts = torch.bincount(y, minlength=n_classes).clamp(min=1).float()  # (C,)
     weight = counts.sum() / (n_classes * counts)  # balance the classes
@@ -147,28 +196,32 @@ def fit_pair_head(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matmuls: threading only adds overhead (severe when busy)
     try:
-        _fit_loop(head, opt, u, v, y, weight, epochs, seed)
+        _fit_loop(head, opt, (u, v, s), y, weight, epochs, seed)
     finally:
         torch.set_num_threads(threads)
     return head.eval()
 
 
-def _fit_loop(head: PairHead, opt: torch.optim.Optimizer, u: torch.Tensor, v: torch.Tensor,
+Features = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # u (N, H), v (N, H), s
+
+
+def _fit_loop(head: PairHead, opt: torch.optim.Optimizer, x: Features,
               y: torch.Tensor, weight: torch.Tensor, epochs: int, seed: int) -> None:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for _ in range(epochs):
             opt.zero_grad()
-            loss = nn.functional.cross_entropy(head(u, v), y, weight=weight)
+            loss = nn.functional.cross_entropy(head(*x), y, weight=weight)
             loss.backward()
             opt.step()
 
 
 @torch.no_grad()
-def accuracy(head: PairHead, u: torch.Tensor, v: torch.Tensor, y: torch.Tensor) -> float:
+def accuracy(head: PairHead, u: torch.Tensor, v: torch.Tensor, y: torch.Tensor,
+             s: torch.Tensor | None = None) -> float:
     if len(y) == 0:
         return float("nan")
-    return float((head(u, v).argmax(-1) == y).float().mean())
+    return float((head(u, v, s).argmax(-1) == y).float().mean())
 
 
 def save_head(path: str | Path, head: PairHead, meta: Mapping[str, object]) -> Path:
@@ -176,6 +229,8 @@ def save_head(path: str | Path, head: PairHead, meta: Mapping[str, object]) -> P
     path = Path(path)
     full = {"kind": "head", "format_version": FORMAT_VERSION, "dim": head.dim,
             "n_classes": head.n_classes, "hidden": head.hidden, **meta}
+    if head.extra:
+        full["surface"] = list(SURFACE)
     with atomic_dir(path) as tmp:
         save_file({k: t.contiguous() for k, t in head.state_dict().items()}, tmp / HEAD_WEIGHTS)
         atomic_write_json(tmp / META_FILE, full)
@@ -193,7 +248,8 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 def load_head(path: str | Path) -> tuple[PairHead, dict[str, Any]]:
     """Load a `kind: head` folder -> (PairHead in eval mode, metadata)."""
     meta = read_meta(path)
-    head = PairHead(int(meta["dim"]), int(meta["n_classes"]), int(meta["hidden"]))
+    head = PairHead(int(meta["dim"]), int(meta["n_classes"]), int(meta["hidden"]),
+                    extra=len(meta.get("surface", [])))
     head.load_state_dict(load_file(Path(path) / HEAD_WEIGHTS))
     return head.eval(), meta
 
@@ -219,6 +275,8 @@ class TrainScorerConfig:
     val_fraction: float = 0.2
     device: str = "cpu"
     embed_batch_size: int = 64
+    surface: bool = True  # also feed the head the SURFACE features of each pair
+    adversarial: str = ""  # labelled data only evaluated on, never trained on ("" = none)
 
     def validate(self) -> None:
         require(0.0 < self.val_fraction < 1.0, "val_fraction must be in (0, 1), e.g. 0.2")
@@ -227,8 +285,19 @@ class TrainScorerConfig:
         require(self.hidden >= 0, "hidden must be >= 0 (0 = logistic regression)")
 
 
-def _labelled_rows(cfg: TrainScorerConfig) -> tuple[list[str], list[str], list[int], str]:
-    path = resolve_data(cfg.data)
+@dataclass
+class Labelled:
+    """Labelled (prompt, response) rows; `families` is the optional `family` column ("")."""
+
+    prompts: list[str]
+    responses: list[str]
+    labels: list[int]
+    families: list[str]
+    source: str
+
+
+def _labelled_rows(cfg: TrainScorerConfig, data: str) -> Labelled:
+    path = resolve_data(data)
     rows = load_table(path, columns={"prompt": cfg.prompt_column,
                                      "response": cfg.response_column,
                                      "label": cfg.label_column})
@@ -237,8 +306,8 @@ def _labelled_rows(cfg: TrainScorerConfig) -> tuple[list[str], list[str], list[i
     except (TypeError, ValueError):
         raise DataError(f"{path}: labels in column {cfg.label_column!r} must be integers "
                         "(0/1 or ordinal 0..C-1)") from None
-    return ([str(r["prompt"]) for r in rows], [str(r["response"]) for r in rows], labels,
-            str(path))
+    return Labelled([str(r["prompt"]) for r in rows], [str(r["response"]) for r in rows], labels,
+                    [str(r.get("family", "")) for r in rows], str(path))
 
 
 def _group_split(prompts: list[str], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -265,26 +334,75 @@ def _embed_pairs(prompts: list[str], responses: list[str],
     return u, v
 
 
+def _features(rows: Labelled, cfg: TrainScorerConfig) -> Features:
+    """Embeddings u, v (N, H) and, for a surface head, the surface features (N, S)."""
+    u, v = _embed_pairs(rows.prompts, rows.responses, cfg)
+    return u, v, surface_features(rows.prompts, rows.responses) if cfg.surface else None
+
+
+def _rows(x: Features, idx: list[int]) -> Features:
+    return x[0][idx], x[1][idx], None if x[2] is None else x[2][idx]
+
+
+def evaluate_head(head: PairHead, x: Features, y: torch.Tensor,
+                  families: Sequence[str]) -> tuple[float, dict[str, float]]:
+    """Accuracy on (x, y), overall and per `family` value (empty when no row names one)."""
+    with torch.no_grad():
+        right = (head(*x).argmax(-1) == y).tolist()  # (N,)
+    groups: dict[str, list[bool]] = {}
+    for family, ok in zip(families, right, strict=True):
+        groups.setdefault(family, []).append(ok)
+    by_family = {f: round(sum(g) / len(g), 4) for f, g in sorted(groups.items()) if f}
+    return round(accuracy(head, *x[:2], y, x[2]), 4), by_family
+
+
+def _class_indices(rows: Labelled, classes: list[int]) -> torch.Tensor:
+    stray = sorted(set(rows.labels) - set(classes))
+    if stray:
+        raise DataError(f"{rows.source}: labels {stray} never occur in the training data "
+                        f"(classes {classes}); use the same label set in both files")
+    return torch.tensor([classes.index(lab) for lab in rows.labels])  # (N,)
+
+
+def _adversarial_metrics(head: PairHead, cfg: TrainScorerConfig,
+                         classes: list[int]) -> dict[str, Any]:
+    """Accuracy on `cfg.adversarial` (never trained on), overall and per family."""
+    rows = _labelled_rows(cfg, cfg.adversarial)
+    acc, by_family = evaluate_head(head, _features(rows, cfg), _class_indices(rows, classes),
+                                   rows.families)
+    return {"adversarial_accuracy": acc, "n_adversarial": len(rows.labels),
+            "adversarial_by_family": by_family, "adversarial_data": rows.source,
+            "adversarial_sha256": _file_sha256(rows.source)}
+
+
 def train_scorer(cfg: TrainScorerConfig) -> dict[str, Any]:
     """Train a pair head, save it to `cfg.out` (a `build_scorer` folder) and return its metrics.
 
-    Returns `{"val_accuracy", "train_accuracy", "n_train", "n_val", "classes", "out"}`; the
-    held-out split holds out whole prompts.
+    Returns `{"val_accuracy", "train_accuracy", "n_train", "n_val", "classes", "out"}` (plus
+    `val_by_family` when the data has a `family` column, and `adversarial_accuracy`,
+    `n_adversarial`, `adversarial_by_family` with `cfg.adversarial`); the held-out split holds
+    out whole prompts.
     """
-    prompts, responses, labels, source = _labelled_rows(cfg)
-    classes = sorted(set(labels))
+    rows = _labelled_rows(cfg, cfg.data)
+    classes = sorted(set(rows.labels))
     if len(classes) < 2:
-        raise DataError(f"{source}: every label is {classes}; a scorer needs two or more classes")
-    y = torch.tensor([classes.index(lab) for lab in labels])  # (N,)
-    u, v = _embed_pairs(prompts, responses, cfg)
-    tr, va = _group_split(prompts, cfg.val_fraction, cfg.seed)
-    head = fit_pair_head(u[tr], v[tr], y[tr], len(classes), cfg.hidden, cfg.epochs, cfg.lr,
-                         cfg.weight_decay, cfg.seed)
-    metrics = {"val_accuracy": round(accuracy(head, u[va], v[va], y[va]), 4),
-               "train_accuracy": round(accuracy(head, u[tr], v[tr], y[tr]), 4),
-               "n_train": len(tr), "n_val": len(va), "classes": classes}
-    meta = {"backbone": cfg.backbone, "features": "u,v,|u-v|,u*v", "data": source,
-            "data_sha256": _file_sha256(source), "train_config": asdict(cfg), **metrics}
+        raise DataError(f"{rows.source}: every label is {classes}; a scorer needs two or more "
+                        "classes")
+    y = _class_indices(rows, classes)  # (N,)
+    x = _features(rows, cfg)
+    tr, va = _group_split(rows.prompts, cfg.val_fraction, cfg.seed)
+    xt = _rows(x, tr)
+    head = fit_pair_head(xt[0], xt[1], y[tr], len(classes), cfg.hidden, cfg.epochs, cfg.lr,
+                         cfg.weight_decay, cfg.seed, s=xt[2])
+    val_acc, val_by_family = evaluate_head(head, _rows(x, va), y[va],
+                                           [rows.families[i] for i in va])
+    metrics: dict[str, Any] = {
+        "val_accuracy": val_acc, "train_accuracy": round(accuracy(head, *xt[:2], y[tr], xt[2]), 4),
+        "n_train": len(tr), "n_val": len(va), "classes": classes, "val_by_family": val_by_family}
+    if cfg.adversarial:
+        metrics.update(_adversarial_metrics(head, cfg, classes))
+    meta = {"backbone": cfg.backbone, "features": "u,v,|u-v|,u*v", "data": rows.source,
+            "data_sha256": _file_sha256(rows.source), "train_config": asdict(cfg), **metrics}
     save_head(cfg.out, head, meta)
     return {**metrics, "out": str(cfg.out)}
 
@@ -305,20 +423,23 @@ def embedded_head_dir(name: str) -> Path:
 def embedded_head_config(name: str, out: Path | None = None) -> TrainScorerConfig:
     """The training config of an embedded head (`reflection`, `empathy`)."""
     return TrainScorerConfig(data=EMBEDDED_HEADS[name], out=str(out or embedded_head_dir(name)),
-                             hidden=0, epochs=300, lr=0.01, seed=0, val_fraction=0.2)
+                             hidden=0, epochs=300, lr=0.01, seed=0, val_fraction=0.2,
+                             surface=True, adversarial=EMBEDDED_ADVERSARIAL[name])
 
 
 def ensure_embedded_head(name: str) -> Path:
-    """The head folder of an embedded objective, trained (seeded, < 1 min on CPU) if absent or
-    if the shipped label data changed since it was trained."""
+    """The head folder of an embedded objective, trained (seeded, about a minute on 2 CPU
+    cores) if absent or if the shipped label or adversarial data or the recipe changed since."""
     if name not in EMBEDDED_HEADS:
         raise KeyError(f"no embedded head {name!r}; known: {sorted(EMBEDDED_HEADS)}")
     out = embedded_head_dir(name)
     data_sha = _file_sha256(embedded_path(EMBEDDED_HEADS[name]))
+    adversarial_sha = _file_sha256(embedded_path(EMBEDDED_ADVERSARIAL[name]))
     cfg = embedded_head_config(name, out)
     if (out / META_FILE).is_file():
         meta = read_meta(out)
-        if meta.get("data_sha256") == data_sha and meta.get("train_config") == asdict(cfg):
+        if (meta.get("data_sha256") == data_sha and meta.get("train_config") == asdict(cfg)
+                and meta.get("adversarial_sha256") == adversarial_sha):
             return out
     train_scorer(cfg)
     return out

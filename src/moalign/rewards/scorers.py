@@ -63,6 +63,7 @@ from moalign.rewards.heads import (
     load_head,
     mean_pool,
     read_meta,
+    surface_features,
 )
 
 P = ParamSpec("P")
@@ -258,11 +259,15 @@ def response_nll(
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     ids, attn, resp = _pack(prefixes, targets, pad, max_length)
     dev = next(model.parameters()).device
-    logits = model(input_ids=ids.to(dev), attention_mask=attn.to(dev)).logits.float()  # (b, T, V)
-    logp = torch.log_softmax(logits[:, :-1], dim=-1)  # (b, T-1, V)
-    tgt = ids[:, 1:].to(dev)  # (b, T-1)
-    nll = -logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)  # (b, T-1)
-    mask = resp[:, 1:].to(dev).float()  # (b, T-1): positions predicting response tokens
+    # the LM head only from the first position that predicts a response token (`logits_to_keep`)
+    first = int(resp.int().argmax(1)[resp.any(1)].min().item()) - 1 if resp.any() else 0
+    keep = torch.arange(max(first, 0), ids.shape[1] - 1, device=dev)  # (T',)
+    logits = model(input_ids=ids.to(dev), attention_mask=attn.to(dev),
+                   logits_to_keep=keep).logits.float()  # (b, T', V)
+    logp = torch.log_softmax(logits, dim=-1)  # (b, T', V)
+    tgt = ids[:, keep.cpu() + 1].to(dev)  # (b, T')
+    nll = -logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)  # (b, T')
+    mask = resp[:, keep.cpu() + 1].to(dev).float()  # (b, T'): positions predicting responses
     return (nll * mask).sum(1).cpu(), mask.sum(1).cpu()
 
 
@@ -387,7 +392,8 @@ class HeadScorer(BaseScorer):
         return torch.nn.functional.normalize(pooled, dim=-1)  # (b, H)
 
     def _score_batch(self, prompts: list[str], responses: list[str]) -> torch.Tensor:
-        return self.head.expected_score(self._embed(prompts), self._embed(responses))
+        s = surface_features(prompts, responses).to(self.device) if self.head.extra else None
+        return self.head.expected_score(self._embed(prompts), self._embed(responses), s)
 
 
 def import_function(dotted: str) -> Callable[..., Any]:

@@ -10,6 +10,7 @@ A study (`moalign run`) writes::
     RUN/seed_<s>/baselines/<method>/                        trained SCST baselines (EMORL)
     RUN/seed_<s>/train/<method>/                            MOLMA and SO policies (MOLMA)
     RUN/seed_<s>/search/                                    the weight search of that seed
+    RUN/seed_<s>/evidence/                                  claim evidence (full_grid.json, ...)
     RUN/eval/units/<system>/seed_<s>_run_<r>.json           one evaluated generation run
     RUN/eval/generations/<system>.jsonl  RUN/eval/table.json
     RUN/reward_models/<objective>/  RUN/compare/  RUN/human_eval/scores.json  (MOLMA, raters)
@@ -207,6 +208,41 @@ class SeedDir(_Dir):
     def search(self) -> SearchDir:
         return SearchDir(self.root / "search")
 
+    @property
+    def evidence(self) -> EvidenceDir:
+        """The study's claim evidence for this seed (`moalign.emorl.evidence`)."""
+        return EvidenceDir(self.root / "evidence")
+
+
+@dataclass(frozen=True)
+class EvidenceDir(_Dir):
+    """Extra stages of an EMORL study's `evidence:` section (`moalign.emorl.evidence`)."""
+
+    full_grid_json = _Child("full_grid.json")
+    """C4: the full grid at the hierarchical search's final step vs the search."""
+
+    add_objective_json = _Child("add_objective.json")
+    """C6: an objective added later vs the study that had it from the start."""
+
+    @property
+    def full_grid(self) -> SearchDir:
+        """The full grid's own search folder (its results.jsonl is its resume cache)."""
+        return SearchDir(self.root / "full_grid")
+
+    @property
+    def before(self) -> SeedDir:
+        """C6's ensemble without the added objective (ensemble.json + search/)."""
+        return SeedDir(self.root / "add_objective" / "before")
+
+    @property
+    def after(self) -> SeedDir:
+        """C6's ensemble after adding the objective's expert."""
+        return SeedDir(self.root / "add_objective" / "after")
+
+    def added_expert(self, objective: str) -> UnitDir:
+        """The expert trained later for the added objective."""
+        return UnitDir(self.root / "add_objective" / "experts" / objective)
+
 
 @dataclass(frozen=True)
 class RunDir(_Dir):
@@ -287,3 +323,5 @@ class RunDir(_Dir):
     figures_dir = _Child("report", "figures")
     report_html = _Child("report", "report.html")
     report_md = _Child("report", "report.md")
+    claims_md = _Child("report", "claims.md")
+    """The claims table alone as Markdown (`moalign.runs.claims`), for the README."""

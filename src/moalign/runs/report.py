@@ -4,11 +4,13 @@ The report reads files only (never a model): everything it shows was written by 
 stages (`moalign.emorl.study`). Sections, in order, each present only when its artifacts exist
 (otherwise a short note says which artifact is missing):
 
-1. overview (`study.json`, stage markers)         6. MOLMA reward models, win rates, scatter
-2. rewards per method (EMORL Table 2 shape)       7. human evaluation (`human_eval/scores.json`)
-3. efficiency (EMORL Table 1 shape)               8. sample generations side by side
-4. training curves (reward vs data consumed)      9. the resolved config
-5. weight search figures and the Pareto front
+1. overview (`study.json`, stage markers)         7. weight search figures and the Pareto front
+2. claims C1–C6 with verdicts (`runs.claims`)     8. MOLMA reward models, win rates, scatter
+3. rewards per method (EMORL Table 2 shape), with 9. reward-hacking audit (`evaluation.audit`)
+   bootstrap CIs and paired comparisons          10. human evaluation (`human_eval/scores.json`)
+4. efficiency (EMORL Table 1 shape)              11. sample generations side by side
+5. training curves (reward vs data consumed)     12. the resolved config
+6. steps to 90 % of the final reward (`runs.evidence_report`)
 
 Content is built once as blocks (text, table, figure, code; `moalign.runs.render`) and rendered
 twice: HTML with inline CSS and figures embedded as base64 data URIs, and Markdown with figures
@@ -26,6 +28,15 @@ from moalign.core.config import load_yaml
 from moalign.core.errors import DataError
 from moalign.core.io import atomic_write_text, read_jsonl, read_utf8
 from moalign.evaluation.metrics import hypervolume, pareto_front
+from moalign.runs.claims import claims_markdown, claims_section, compute_claims
+from moalign.runs.evidence_report import (
+    audit_section,
+    convergence_rows,
+    convergence_section,
+    load_scores,
+    paired_section,
+    statistics_section,
+)
 from moalign.runs.layout import RunDir, SearchDir, SeedDir, UnitDir
 from moalign.runs.plots import plot_curves, plot_pareto
 from moalign.runs.render import (
@@ -455,20 +466,28 @@ def build_sections(run_dir: Path, fig_dir: Path) -> list[Section]:
     run = RunDir(run_dir)
     study, table = _json(run.study_json), _json(run.table)
     kind = str((study or {}).get("kind", "emorl"))
-    sections = [overview_section(run_dir, study), rewards_section(table, kind)]
+    runs, scores = training_runs(run_dir), load_scores(run_dir, table)
+    convergence = convergence_section(convergence_rows(runs))
+    sections = [overview_section(run_dir, study)]
+    if study is not None:
+        sections.append(claims_section(run_dir, runs))
+    sections += [rewards_section(table, kind), statistics_section(scores),
+                 paired_section(scores)]
     if kind == "molma":
-        sections += [curves_section(run_dir, fig_dir, kind), molma_section(run_dir, fig_dir)]
+        sections += [curves_section(run_dir, fig_dir, kind), convergence,
+                     molma_section(run_dir, fig_dir)]
     else:
-        sections += [efficiency_section(table), curves_section(run_dir, fig_dir),
+        sections += [efficiency_section(table), curves_section(run_dir, fig_dir), convergence,
                      search_section(run_dir, fig_dir), pareto_section(run_dir, fig_dir),
                      molma_section(run_dir, fig_dir)]
-    sections += [human_section(run_dir), samples_section(run_dir, table),
-                 config_section(run_dir)]
+    sections += [audit_section(scores), human_section(run_dir),
+                 samples_section(run_dir, table), config_section(run_dir)]
     return sections
 
 
 def build_report(run_dir: str | Path) -> tuple[Path, Path]:
-    """Write `RUN_DIR/report/report.html` (self-contained) and `report.md`; return both."""
+    """Write `RUN_DIR/report/report.html` (self-contained) and `report.md` (and, for a study,
+    the claims table alone as `report/claims.md`); return the first two."""
     run = RunDir(Path(run_dir))
     run_dir = run.root
     if not run_dir.is_dir():
@@ -481,4 +500,7 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     sections = build_sections(run_dir, fig_dir)
     html_path = atomic_write_text(run.report_html, render_html(title, sections))
     md_path = atomic_write_text(run.report_md, render_markdown(title, sections, out_dir))
+    if study:
+        atomic_write_text(run.claims_md, claims_markdown(compute_claims(run_dir,
+                                                                        training_runs(run_dir))))
     return html_path, md_path

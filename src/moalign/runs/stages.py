@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypedDict, TypeVar
 
+import torch
+
 from moalign.core.checkpoint import has_checkpoint
 from moalign.core.config import from_dict, load_yaml, require, save_config, to_dict
 from moalign.core.io import atomic_write_json, write_jsonl
@@ -50,6 +52,11 @@ class PolicySection:
     name: str = "smollm2-135m-instruct"  # bundled id, local model folder, or HF id (causal/T5)
     system: str | None = None  # system prompt (chat models) or prefix (others)
     device: str = "auto"
+    threads: int = 0  # torch CPU threads of the whole study (0: torch's default, all cores)
+
+    def validate(self) -> None:
+        require(self.threads >= 0, f"policy.threads must be >= 0 (0: torch's default), got "
+                f"{self.threads}")
 
 
 @dataclass
@@ -167,6 +174,8 @@ def stage(run_dir: Path, name: str, fn: Callable[[], Any]) -> Any:
 def start_run(cfg: Study, kind: str) -> Path:
     """Create the run directory and save the resolved config (warn when it changed)."""
     cfg.validate()
+    if cfg.policy.threads:
+        torch.set_num_threads(cfg.policy.threads)  # process-wide, for every stage
     run = RunDir(Path(cfg.out_dir))
     run_dir, old = run.root, run.config_yaml
     if old.is_file():
