@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.moalign-installed
 
-.PHONY: setup browser demo test test-fast lint bench clean
+.PHONY: setup browser demo evidence test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -36,6 +36,13 @@ setup: $(STAMP) browser
 demo: setup
 	$(BIN)/moalign run counsel-demo
 
+# The evidence studies (README "Evidence"): MOLMA on one core, EMORL on the other (~1 h),
+# then the small outputs copied to docs/evidence/.
+evidence: setup
+	$(BIN)/moalign run molma-evidence > molma-evidence.log 2>&1 & pid=$$!; \
+	  $(BIN)/moalign run counsel-evidence; status=$$?; wait $$pid && test $$status = 0
+	$(BIN)/python scripts/publish_evidence.py runs/counsel-evidence runs/molma-evidence
+
 test: setup
 	$(BIN)/python -m pytest -q
 
@@ -48,8 +55,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/pip install -q trl==1.16.0
-	$(BIN)/python bench/aggregate_decode.py
 	$(BIN)/python bench/scst_step.py
+	$(BIN)/python bench/molma_iter.py
+	$(BIN)/python bench/aggregate_decode.py --floor
+	$(BIN)/python bench/search.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -3,14 +3,18 @@ LoRA merged for sampling, response-only LM-head logits (tiny real models, CPU)."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+import moalign.molma.trainer as trainer
 import moalign.rollout as rollout
 from moalign.evaluation.evaluate import score_distinct
 from moalign.fastpath import dropout_active, merged_lora
 from moalign.models import Policy, attach_lora, format_prompts, tiny_causal_lm
+from moalign.molma.config import MolmaConfig
 from moalign.rewards.scorers import build_scorer
 from moalign.rollout import (
     Rollout,
@@ -44,9 +48,9 @@ def policy() -> Policy:
     return lora_policy()
 
 
-def full_forward_logprobs(policy: Policy, r: Rollout) -> torch.Tensor:
+def full_forward_logprobs(policy: Policy, r: Rollout, temperature: float = 1.0) -> torch.Tensor:
     """Reference: one forward over prompt + response with logits at EVERY position, then
-    log-softmax and the response positions picked by hand (N, Tr)."""
+    log-softmax (of logits / temperature) and the response positions picked by hand (N, Tr)."""
     ids = torch.cat([r.query_ids, r.response_ids], dim=1)
     attn = torch.cat([r.query_mask, r.response_mask], dim=1)
     logits = policy.model(input_ids=ids, attention_mask=attn,
@@ -54,7 +58,7 @@ def full_forward_logprobs(policy: Policy, r: Rollout) -> torch.Tensor:
     tq, tr = r.query_ids.shape[1], r.response_ids.shape[1]
     out = torch.zeros(r.response_ids.shape)
     for t in range(tr):  # position tq-1+t predicts response token t
-        logp = F.log_softmax(logits[:, tq - 1 + t].float(), dim=-1)
+        logp = F.log_softmax(logits[:, tq - 1 + t].float() / temperature, dim=-1)
         out[:, t] = logp.gather(-1, r.response_ids[:, t:t + 1]).squeeze(-1)
     return out * r.response_mask
 
@@ -174,3 +178,61 @@ def test_search_scores_each_distinct_pair_once() -> None:
     assert sorted(seen) == sorted({("a", "x"), ("bb", "y"), ("bb", "zz")})
     want = torch.tensor([[11.0], [12.0], [11.0], [22.0], [11.0]])  # by hand
     torch.testing.assert_close(matrix, want)
+
+
+def test_sampling_pass_logprobs_equal_a_forward(policy: Policy) -> None:
+    """`logprobs_at` = T: log softmax(z/T) of the RAW logits (top-p warps the sampling
+    distribution, not these), equal to a separate full forward; `select` keeps them aligned."""
+    sampling = Sampling(6, do_sample=True, temperature=0.7, top_p=0.8, seed=3)
+    r = sample(policy, PROMPTS, sampling, n=2, logprobs_at=0.7)
+    assert r.logprobs is not None
+    with torch.no_grad():
+        want = full_forward_logprobs(policy, r, temperature=0.7)
+    torch.testing.assert_close(r.logprobs, want, atol=1e-5, rtol=0)
+    part = r.select([4, 1])
+    assert part.logprobs is not None and torch.equal(part.logprobs, r.logprobs[[4, 1]])
+    same = sample(policy, PROMPTS, sampling, n=2)  # asking for them changes no token
+    assert torch.equal(same.response_ids, r.response_ids) and same.logprobs is None
+
+
+def test_sampling_pass_logprobs_respect_the_memory_budget(policy: Policy,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rollout, "LOGITS_BUDGET", 0)
+    assert sample(policy, PROMPTS, Sampling(4, do_sample=True, seed=1), logprobs_at=1.0
+                  ).logprobs is None
+
+
+def test_molma_collect_takes_log_pi_from_the_sampling_pass(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """No policy forward at rollout time, and the memory's KL is the one a forward gives."""
+    base = tiny_causal_lm(0)
+    base.model.save_pretrained(tmp_path / "base")
+    base.tokenizer.save_pretrained(tmp_path / "base")
+
+    def share(prompts: list[str], responses: list[str]) -> list[float]:
+        return [min(len(r) / 40, 1.0) for r in responses]
+
+    cfg = MolmaConfig(policy=str(tmp_path / "base"), prompts=[PROMPTS * 2], proportions=[1.0],
+                      objectives=[{"kind": "python", "function": share, "name": "a"},
+                                  {"kind": "python", "function": share, "name": "b"}],
+                      test_fraction=0.0, memory=4, minibatch=2, max_new_tokens=5, beta=0.1,
+                      temperature=0.8, out_dir=str(tmp_path / "out"), device="cpu",
+                      progress=False)
+    run = trainer.build_run(cfg)
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, p in run.policy.model.named_parameters():
+            if "lora_B" in name and ".policy." in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    calls: list[bool] = []
+    forward = trainer.logprobs
+    monkeypatch.setattr(trainer, "logprobs", lambda run, r, reference=False: (
+        calls.append(reference), forward(run, r, reference))[1])
+    exp = trainer.collect(run, 0)
+    assert calls == [True]  # only the reference model ran a log-prob forward
+    with torch.no_grad():
+        logp = forward(run, exp.rollout)  # (B, T) eval-mode policy forward
+    mask = exp.rollout.response_mask
+    want = ((logp - exp.ref_logp) * mask).sum(1).mean().item()
+    assert want != 0 and abs(exp.kl - want) < 1e-4

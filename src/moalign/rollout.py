@@ -39,6 +39,9 @@ class Rollout:
     query_mask: torch.Tensor  # (N, Tq)
     response_ids: torch.Tensor  # (N, Tr)
     response_mask: torch.Tensor  # (N, Tr) 1 up to and including EOS
+    # (N, Tr) log π(y_t) of the sampled tokens from the sampling pass's own logits (eval mode,
+    # `sample(..., logprobs_at=T)`), 0 on masked positions; None when not requested
+    logprobs: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -49,7 +52,7 @@ class Rollout:
         t = torch.as_tensor(idx_list, dtype=torch.long)
         return Rollout([self.prompts[i] for i in idx_list], [self.responses[i] for i in idx_list],
                        self.query_ids[t], self.query_mask[t], self.response_ids[t],
-                       self.response_mask[t])
+                       self.response_mask[t], None if self.logprobs is None else self.logprobs[t])
 
 
 @contextmanager
@@ -120,6 +123,7 @@ def decode_responses(policy: Policy, ids: torch.Tensor, mask: torch.Tensor) -> l
 MERGED_SAMPLING = True
 """`sample` decodes with the LoRA adapters folded into the base weights (`fastpath.merged_lora`:
 exact in eval mode, one extra copy of the adapted weights while it decodes)."""
+LOGITS_BUDGET = 512 * 2**20  # bytes of per-step logits `sample` may keep for `logprobs_at`
 
 
 def prompt_groups(query_ids: torch.Tensor, query_mask: torch.Tensor
@@ -159,9 +163,15 @@ def shared_prefill(model: GenerativeModel | PeftModel, unique: Mapping[str, torc
 
 @torch.no_grad()
 def sample(policy: Policy, prompts: list[str], sampling: Sampling, n: int = 1,
-           system: str | None = None, max_prompt_tokens: int = 256) -> Rollout:
+           system: str | None = None, max_prompt_tokens: int = 256,
+           logprobs_at: float | None = None) -> Rollout:
     """Generate `n` responses per prompt in eval mode (EMORL §5.1 sampling); a
     ``sampling.seed`` seeds a forked torch RNG (None: the global RNG advances).
+
+    `logprobs_at` = T also returns ``Rollout.logprobs``: log softmax(z/T) of the sampled tokens,
+    z the raw logits ``generate`` computed anyway (``output_logits``), which saves the eval-mode
+    forward that would recompute them (MOLMA's log π at rollout time); skipped (None) when the
+    per-step logits would need more than `LOGITS_BUDGET` bytes.
 
     ``sampling.num_return_sequences`` m multiplies `n` (n·m responses per prompt, contiguous).
     With stop strings, `response_mask` also ends at the token that completed one, and the
@@ -180,8 +190,12 @@ def sample(policy: Policy, prompts: list[str], sampling: Sampling, n: int = 1,
         if sampling.seed is not None:
             torch.manual_seed(int(sampling.seed))
         kw = {} if policy.is_encoder_decoder else shared_prefill(policy.model, unique, rows)
-        out = policy.model.generate(**enc, **sampling.hf_kwargs(), pad_token_id=tok.pad_token_id,
-                                    tokenizer=tok, **kw)
+        keep = logprobs_at is not None and len(repeated) * sampling.max_new_tokens * \
+            len(policy.tokenizer) * 4 <= LOGITS_BUDGET
+        gen = policy.model.generate(**enc, **sampling.hf_kwargs(), pad_token_id=tok.pad_token_id,
+                                    tokenizer=tok, output_logits=keep,
+                                    return_dict_in_generate=True, **kw)
+    out = gen.sequences
     prefix = out[:, :1] if policy.is_encoder_decoder else enc["input_ids"]  # ids before resp
     resp = out[:, prefix.shape[1]:]  # T5: the decoder start token dropped
     mask = eos_mask(resp, set(eos_token_ids(policy)))
@@ -190,7 +204,11 @@ def sample(policy: Policy, prompts: list[str], sampling: Sampling, n: int = 1,
         steps = stop_steps(prefix, resp, criteria)  # (N,)
         mask = mask * (torch.arange(resp.shape[1], device=resp.device) <= steps[:, None]).long()
     texts = [sampling.truncate(t).strip() for t in decode_responses(policy, resp, mask)]
-    return Rollout(repeated, texts, enc["input_ids"], enc["attention_mask"], resp, mask)
+    logp = None
+    if keep and logprobs_at is not None:
+        logits = torch.stack(gen.logits, dim=1)  # (N, Tr, V) raw, before any processor
+        logp = token_logprobs(logits, resp, mask, logprobs_at)  # (N, Tr)
+    return Rollout(repeated, texts, enc["input_ids"], enc["attention_mask"], resp, mask, logp)
 
 
 def _forward_logits(model: GenerativeModel | PeftModel, r: Rollout, is_ed: bool,

@@ -309,14 +309,14 @@ def collect(run: Run, iteration: int) -> Experience:
     cfg, policy = run.cfg, run.policy
     sampling = Sampling(cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature)
     r = sample(policy, iteration_prompts(run, iteration), sampling, n=1, system=cfg.system,
-               max_prompt_tokens=cfg.max_prompt_tokens)
+               max_prompt_tokens=cfg.max_prompt_tokens, logprobs_at=cfg.temperature)
     raw = score_matrix(run.scorers, r.prompts, r.responses).float()  # (B, K)
     if raw.numel() and (raw.min() < 0 or raw.max() > 1):
         raise ObjectiveError(f"objectives {run.names} returned scores outside [0, 1] "
                              f"({raw.min():.3g}..{raw.max():.3g}); LOGIT (Eq. 3.4) needs [0, 1]")
     scores = training_rewards(cfg, raw, run.names).to(policy.device)  # (B, K')
-    with eval_mode(policy.model):
-        logp = logprobs(run, r)  # (B, T)
+    with eval_mode(policy.model):  # log π: the sampling pass's own logits when it kept them
+        logp = r.logprobs if r.logprobs is not None else logprobs(run, r)  # (B, T)
         ref = logprobs(run, r, reference=True)
         states = critic_states(run, r)  # (B, T, H)
         old_values = run.value_head(states)  # (B, T, K')
