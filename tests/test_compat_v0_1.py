@@ -16,6 +16,7 @@ show eval/table.json, and re-summarising / re-evaluating reproduces the stored n
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import pickle
 import shutil
@@ -301,3 +302,24 @@ def test_report_tables_show_the_stored_table(run: Path) -> None:
         assert all(c in html for c in cells[1:]), m["key"]
     assert f"{len(table['seeds'])} seed(s) × {table['runs']} generation run(s)" in md
     assert (run / "config.yaml").read_text(encoding="utf-8").strip() in md
+
+
+def test_publish_evidence_copies_only_the_small_outputs(run: Path, tmp_path: Path) -> None:
+    """scripts/publish_evidence.py on a run folder: report (rebuilt), table, config; never the
+    adapters or checkpoints; files over the size limit skipped."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "publish_evidence.py"
+    spec = importlib.util.spec_from_file_location("publish_evidence", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "docs"
+    files = module.publish(run, out, 2**20)
+    rel = {f.relative_to(out / run.name).as_posix() for f in files}
+    assert {"config.yaml", "eval/table.json", "report/report.md", "report/claims.md",
+            "seed_0/search/results.jsonl"} <= rel
+    assert not any("experts" in r or "checkpoint" in r or r.endswith(".safetensors")
+                   for r in rel)
+    assert read(out / run.name / "eval" / "table.json") == read(run / "eval" / "table.json")
+    small = module.publish(run, out, 2000)  # a 2 kB cap: the report and results are skipped
+    assert small and all(f.stat().st_size <= 2000 for f in small)
+    assert not (out / run.name / "report" / "report.html").exists()

@@ -40,7 +40,7 @@ from moalign.sampling import Sampling
 FULL_GRID_KEYS = {"objectives", "step", "full", "hierarchical", "margin"}
 ADD_KEYS = {"added", "kept", "before", "after", "from_start", "experts_unchanged",
             "new_expert_seconds", "margin"}
-NAMES = ["length", "vowel", "words"]
+NAMES = ["vowel", "length", "words"]  # not sorted: weights lists follow the experts' order
 
 
 def study_config(base: Path, prompts: Path, out: Path) -> StudyConfig:
@@ -68,7 +68,12 @@ def test_full_grid_evidence_has_the_contract_and_sensible_values(study) -> None:
     _, run_dir = study
     sd = RunDir(run_dir).seed(0)
     grid = _json(sd.evidence.full_grid_json)
-    assert set(grid) == FULL_GRID_KEYS and grid["objectives"] == NAMES
+    assert set(grid) == FULL_GRID_KEYS and sorted(grid["objectives"]) == sorted(NAMES)
+    summary = _json(sd.search.summary)
+    best = summary["best_weights"]  # {objective: weight}
+    assert grid["objectives"] == summary["experts"] != NAMES  # the search's (sorted) order
+    assert dict(zip(grid["objectives"], grid["hierarchical"]["best_weights"], strict=True)) == \
+        pytest.approx(best)
     assert grid["step"] == 0.25 and grid["margin"] == 0.02
     full, hier = grid["full"], grid["hierarchical"]
     assert set(full) == {"n_evals", "best_weights", "best_value", "seconds"}
@@ -96,11 +101,19 @@ def test_add_objective_evidence_has_the_contract_and_sensible_values(study) -> N
     sd = RunDir(run_dir).seed(0)
     added = _json(sd.evidence.add_objective_json)
     assert set(added) == ADD_KEYS
-    assert (added["added"], added["kept"], added["margin"]) == ("words", ["length", "vowel"],
+    assert (added["added"], added["kept"], added["margin"]) == ("words", ["vowel", "length"],
                                                                 0.02)
-    assert set(added["before"]) == {"best_weights", "best_value", "n_evals"}
-    assert set(added["after"]) == {"best_weights", "best_value", "n_evals", "seconds"}
-    assert set(added["from_start"]) == {"best_weights", "best_value"}
+    assert set(added["before"]) == {"objectives", "best_weights", "best_value", "n_evals"}
+    assert set(added["after"]) == {"objectives", "best_weights", "best_value", "n_evals",
+                                   "seconds"}
+    assert set(added["from_start"]) == {"objectives", "best_weights", "best_value"}
+    for part, folder in (("before", sd.evidence.before), ("after", sd.evidence.after),
+                         ("from_start", sd)):
+        summary = _json(folder.search.summary)
+        best = summary["best_weights"]
+        assert added[part]["objectives"] == summary["experts"]
+        labelled = zip(added[part]["objectives"], added[part]["best_weights"], strict=True)
+        assert dict(labelled) == pytest.approx(best)
     assert len(added["before"]["best_weights"]) == 2 and len(added["after"]["best_weights"]) == 3
     assert added["experts_unchanged"] is True
     # the new expert was trained separately, with another seed, and its time is recorded
@@ -109,7 +122,7 @@ def test_add_objective_evidence_has_the_contract_and_sensible_values(study) -> N
     assert summary["seed"] == 0 + evidence.ADDED_SEED_OFFSET
     assert added["new_expert_seconds"] == summary["seconds"] > 0
     after_manifest = _json(sd.evidence.after.ensemble_json)
-    assert list(after_manifest["experts"]) == NAMES
+    assert sorted(after_manifest["experts"]) == sorted(NAMES)
     assert (sd.evidence.after.root / after_manifest["experts"]["words"]).resolve() == \
         unit.adapter.resolve()
     assert (sd.evidence.after.root / after_manifest["experts"]["length"]).resolve() == \

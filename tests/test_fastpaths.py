@@ -13,7 +13,7 @@ import moalign.molma.trainer as trainer
 import moalign.rollout as rollout
 from moalign.evaluation.evaluate import score_distinct
 from moalign.fastpath import dropout_active, merged_lora
-from moalign.models import Policy, attach_lora, format_prompts, tiny_causal_lm
+from moalign.models import Policy, attach_lora, autocast_dtype, format_prompts, tiny_causal_lm
 from moalign.molma.config import MolmaConfig
 from moalign.rewards.scorers import build_scorer
 from moalign.rollout import (
@@ -236,3 +236,25 @@ def test_molma_collect_takes_log_pi_from_the_sampling_pass(tmp_path: Path,
     mask = exp.rollout.response_mask
     want = ((logp - exp.ref_logp) * mask).sum(1).mean().item()
     assert want != 0 and abs(exp.kl - want) < 1e-4
+
+
+def test_bf16_autocast_runs_on_cpu_close_to_float32() -> None:
+    """The accelerator path (autocast) runs here too: `precision: bf16` on the CPU samples and
+    takes log-probs in bf16 (different numbers from float32, close to them, float32 output);
+    `auto` is float32 on the CPU; fp16 never autocasts a gradient pass."""
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu, "auto") is None and autocast_dtype(cpu, "bf16") is torch.bfloat16
+    assert autocast_dtype(cpu, "fp16", training=True) is None
+    policy = lora_policy(seed=3)
+    r = sample(policy, PROMPTS, Sampling(6, do_sample=True, seed=2), n=2)
+    fp32 = policy_logprobs(policy, r)
+    policy.precision = "bf16"
+    low = policy_logprobs(policy, r)
+    assert low.dtype == torch.float32 and torch.isfinite(low).all()
+    assert not torch.equal(low, fp32)  # autocast did run in bf16
+    torch.testing.assert_close(low, fp32, atol=0.15, rtol=0)
+    low.sum().backward()  # the gradient pass under autocast
+    assert any(p.grad is not None and torch.isfinite(p.grad).all()
+               for p in policy.model.parameters() if p.requires_grad)
+    again = sample(policy, PROMPTS, Sampling(6, do_sample=True, seed=2), n=2)
+    assert again.response_ids.shape[0] == r.response_ids.shape[0]

@@ -194,8 +194,8 @@ def sample(policy: Policy, prompts: list[str], sampling: Sampling, n: int = 1,
             len(policy.tokenizer) * 4 <= LOGITS_BUDGET
         gen = policy.model.generate(**enc, **sampling.hf_kwargs(), pad_token_id=tok.pad_token_id,
                                     tokenizer=tok, output_logits=keep,
-                                    return_dict_in_generate=True, **kw)
-    out = gen.sequences
+                                    return_dict_in_generate=keep, **kw)
+    out = gen.sequences if keep else gen  # (N, Tq+Tr)
     prefix = out[:, :1] if policy.is_encoder_decoder else enc["input_ids"]  # ids before resp
     resp = out[:, prefix.shape[1]:]  # T5: the decoder start token dropped
     mask = eos_mask(resp, set(eos_token_ids(policy)))

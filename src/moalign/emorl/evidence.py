@@ -131,8 +131,7 @@ def value_at(result: SearchResult, point: list[float]) -> float | None:
     return hits[0] if hits else None
 
 
-def full_grid_evidence(search: SearchConfig, objectives: list[str], margin: float
-                       ) -> dict[str, Any]:
+def full_grid_evidence(search: SearchConfig, margin: float) -> dict[str, Any]:
     """C4 for one seed: evaluate the full grid at the step of `search` (the study's finished
     hierarchical search of that seed); write and return ``evidence/full_grid.json``."""
     seed_dir = SeedDir(Path(search.ensemble))
@@ -147,7 +146,7 @@ def full_grid_evidence(search: SearchConfig, objectives: list[str], margin: floa
     grid = run_search(replace(search, method="grid", grid_step=step, out_dir=str(grid_dir.root),
                               save_best=False, plots=False, fresh=False))
     evidence = {
-        "objectives": list(objectives), "step": step,
+        "objectives": list(hier["experts"]), "step": step,  # the order of every weights list
         "full": {"n_evals": len(grid.evaluated), "best_weights": list(grid.best_point),
                  "best_value": grid.best_score,
                  "seconds": round(math.fsum(_seconds(r.extra) for r in grid.evaluated), 3)},
@@ -245,11 +244,13 @@ def add_objective_evidence(plan: AddObjective) -> dict[str, Any]:
     from_start = read_json(plan.seed_dir.search.summary)
     evidence = {
         "added": plan.added, "kept": plan.kept,
-        "before": {"best_weights": _weights_list(before), "best_value": before["best_score"],
-                   "n_evals": before["n_evaluated_total"]},
-        "after": {"best_weights": _weights_list(after), "best_value": after["best_score"],
-                  "n_evals": after["n_evaluated_total"], "seconds": after["seconds"]},
-        "from_start": {"best_weights": _weights_list(from_start),
+        "before": {"objectives": before["experts"], "best_weights": _weights_list(before),
+                   "best_value": before["best_score"], "n_evals": before["n_evaluated_total"]},
+        "after": {"objectives": after["experts"], "best_weights": _weights_list(after),
+                  "best_value": after["best_score"], "n_evals": after["n_evaluated_total"],
+                  "seconds": after["seconds"]},
+        "from_start": {"objectives": from_start["experts"],
+                       "best_weights": _weights_list(from_start),
                        "best_value": from_start["best_score"]},
         "experts_unchanged": _kept_digests(plan) == digests,
         "new_expert_seconds": new_seconds, "margin": plan.margin,

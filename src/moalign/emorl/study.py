@@ -382,8 +382,7 @@ def gather_evidence(cfg: StudyConfig, run_dir: Path) -> None:
         out: dict[str, Any] = {}
         for s in training_seeds(cfg):
             if ev.full_grid:
-                grid = full_grid_evidence(search_config(cfg, s, run_dir), cfg.objective_names,
-                                          ev.margin)
+                grid = full_grid_evidence(search_config(cfg, s, run_dir), ev.margin)
                 out[f"full_grid seed {s}"] = {k: grid[k]["best_value"]
                                               for k in ("full", "hierarchical")}
             if ev.add_objective:
