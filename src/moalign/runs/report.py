@@ -101,6 +101,8 @@ def overview_section(run_dir: Path, study: dict[str, Any] | None) -> Section:
     for key, label in labels.items():
         if study.get(key) is not None:
             value = study[key]
+            if key == "test_prompts" and value == 0:
+                value = "all of the test split"  # the config's 0
             rows.append([label, ", ".join(map(str, value)) if isinstance(value, list) else
                          str(value)])
     markers = sorted(RunDir(run_dir).stage_markers(), key=lambda p: p.stat().st_mtime_ns)
