@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
+from benchkit import peak_rss_mb
 
 from moalign.emorl.decoding import generate_ids, generate_naive_ids
 from moalign.emorl.ensemble import Ensemble
@@ -66,11 +66,6 @@ def build(tiny: bool, device: str = "cpu", seed: int = 0) -> Policy:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.01)
     policy.model.eval()
     return policy
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (MiB; Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def timed(fn: Callable[[], torch.Tensor]) -> tuple[tuple[float, float], torch.Tensor]:

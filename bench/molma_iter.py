@@ -21,17 +21,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from benchkit import Phases, peak_rss_mb
 
 PHASES = ("sample", "score", "collect_forward", "loss_forward", "task_grads", "combine",
           "critic_backward", "optimizer")
@@ -51,42 +50,6 @@ def you_share(prompts: list[str], responses: list[str]) -> list[float]:
 def short(prompts: list[str], responses: list[str]) -> list[float]:
     """Objective 2 in [0, 1]: shorter is better."""
     return [1.0 / (1.0 + len(r.split()) / 10) for r in responses]
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class Phases:
-    """Process-CPU seconds per phase, by wrapping module attributes looked up at call time."""
-
-    def __init__(self) -> None:
-        self.now: dict[str, float] = {}
-        self.rows: list[dict[str, float]] = []
-        self._undo: list[Callable[[], None]] = []
-        self._depth = 0
-
-    def wrap(self, owner: Any, attr: str, phase: str) -> None:
-        fn = getattr(owner, attr)
-
-        def timed(*a: Any, **k: Any) -> Any:
-            outer = self._depth == 0  # nested wrapped calls count once, in the outer phase
-            self._depth += 1
-            t0 = time.process_time()
-            try:
-                return fn(*a, **k)
-            finally:
-                self._depth -= 1
-                if outer:
-                    self.now[phase] = self.now.get(phase, 0.0) + time.process_time() - t0
-
-        setattr(owner, attr, timed)
-        self._undo.append(lambda: setattr(owner, attr, fn))
-
-    def end(self, keep: bool) -> None:
-        if keep:
-            self.rows.append({p: self.now.get(p, 0.0) for p in PHASES})
-        self.now = {}
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
@@ -111,7 +74,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
                              out_dir=str(Path(tmp) / "out"), device="cpu", progress=False)
         run = tr.build_run(cfg)
         run.policy.model.generation_config.min_new_tokens = args.new_tokens  # full length
-        ph = Phases()
+        ph = Phases(PHASES)
         for owner, attr, phase in ((tr if hasattr(tr, "sample") else rollout, "sample", "sample"),
                                    (tr if hasattr(tr, "score_matrix") else scorers,
                                     "score_matrix", "score"),  # older trees import lazily
@@ -132,7 +95,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
                 run.step += 1
             if i >= args.warmup:
                 times.append([time.perf_counter() - wall, time.process_time() - cpu])
-            ph.end(i >= args.warmup)
+            ph.end_step(i >= args.warmup)
     return {"times": times, "phases": ph.rows, "peak_rss_mb": peak_rss_mb()}
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,13 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from benchkit import peak_rss_mb
 
 UNITS = ("reflection", "empathy", "fluency", "uniform")
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (MiB; Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def build_runs(units: list[str], tmp: Path) -> dict[str, Any]:

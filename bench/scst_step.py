@@ -31,17 +31,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from benchkit import Phases, peak_rss_mb
 
 TOPICS = ("my job", "my sister", "sleep", "exams", "moving house", "my dog", "money", "friends",
           "my health", "my partner", "school", "my parents")
@@ -73,43 +72,6 @@ def trl_reward(prompts: list[Any], completions: list[Any], **_: Any) -> list[flo
     return you_fraction(texts)
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (MiB; Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class Phases:
-    """Process-CPU seconds per phase of the current step, by wrapping the callables a step
-    looks up at call time (restored on `close`)."""
-
-    def __init__(self) -> None:
-        self.now: dict[str, float] = {}
-        self.rows: list[dict[str, float]] = []
-        self._undo: list[Callable[[], None]] = []
-
-    def wrap(self, owner: Any, attr: str, phase: str) -> None:
-        fn = getattr(owner, attr)
-
-        def timed(*a: Any, **k: Any) -> Any:
-            t0 = time.process_time()
-            try:
-                return fn(*a, **k)
-            finally:
-                self.now[phase] = self.now.get(phase, 0.0) + time.process_time() - t0
-
-        setattr(owner, attr, timed)
-        self._undo.append(lambda: setattr(owner, attr, fn))
-
-    def end_step(self, keep: bool) -> None:
-        if keep:
-            self.rows.append({p: self.now.get(p, 0.0) for p in PHASES})
-        self.now = {}
-
-    def close(self) -> None:
-        for undo in reversed(self._undo):
-            undo()
-
-
 def model_folder(tiny: bool, tmp: Path) -> str:
     """A local model folder both frameworks load the same way."""
     from moalign.models import SMOLLM2, resolve_model, tiny_causal_lm
@@ -136,7 +98,7 @@ def moalign_steps(path: str, args: argparse.Namespace, out: Path) -> dict[str, A
                           progress=False)
     run = scst.build_run(cfg)
     run.policy.model.generation_config.min_new_tokens = args.new_tokens  # no early EOS
-    phases = Phases()
+    phases = Phases(PHASES)
     for name, phase, origin in (("sample", "sample", rollout), ("score_matrix", "score", scorers),
                                 ("train_logprobs", "logp_forward", scst)):
         phases.wrap(scst if hasattr(scst, name) else origin, name, phase)  # older trees
@@ -163,7 +125,7 @@ def trl_steps(path: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
     from moalign.models import lora_config
 
-    phases, times = Phases(), []
+    phases, times = Phases(PHASES), []
 
     class StepTimer(TrainerCallback):
         def on_step_begin(self, *a: Any, **k: Any) -> None:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import time
 
 import torch
+from benchkit import peak_rss_mb
 
 from moalign.algorithms.grid_search import SearchResult, hierarchical_grid_search
 from moalign.emorl.ensemble import Ensemble
@@ -38,11 +38,6 @@ PROMPTS = ("I failed my driving test again and I feel like giving up.",
            "We are moving house and I already miss my friends.")
 TARGET = 3.0
 SCALE = 0.06  # std of the random LoRA B entries
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (MiB; Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def ensemble(tiny: bool, k: int, seed: int = 0) -> Ensemble:
