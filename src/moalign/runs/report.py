@@ -28,7 +28,7 @@ from moalign.core.config import load_yaml
 from moalign.core.errors import DataError
 from moalign.core.io import atomic_write_text, read_jsonl, read_utf8
 from moalign.evaluation.metrics import hypervolume, pareto_front
-from moalign.runs.claims import claims_markdown, claims_section, compute_claims
+from moalign.runs.claims import Claim, claims_markdown, claims_section, compute_claims
 from moalign.runs.evidence_report import (
     audit_section,
     convergence_rows,
@@ -464,15 +464,18 @@ def config_section(run_dir: Path) -> Section:
     return sec
 
 
-def build_sections(run_dir: Path, fig_dir: Path) -> list[Section]:
+def build_sections(run_dir: Path, fig_dir: Path, runs: dict[str, list[Path]],
+                   claims: list[Claim] | None) -> list[Section]:
+    """The report's sections; `runs` = `training_runs(run_dir)`, `claims` = `compute_claims`
+    of a study (None: a single training run, no claims table)."""
     run = RunDir(run_dir)
     study, table = _json(run.study_json), _json(run.table)
     kind = str((study or {}).get("kind", "emorl"))
-    runs, scores = training_runs(run_dir), load_scores(run_dir, table)
+    scores = load_scores(run_dir, table)
     convergence = convergence_section(convergence_rows(runs))
     sections = [overview_section(run_dir, study)]
-    if study is not None:
-        sections.append(claims_section(run_dir, runs))
+    if claims is not None:
+        sections.append(claims_section(claims))
     sections += [rewards_section(table, kind), statistics_section(scores),
                  paired_section(scores)]
     if kind == "molma":
@@ -499,10 +502,11 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     study = _json(run.study_json) or {}
     name = study.get("name") or run_dir.name
     title = f"moalign {study.get('kind', '').upper() or 'run'} study: {name}"
-    sections = build_sections(run_dir, fig_dir)
+    runs = training_runs(run_dir)
+    claims = compute_claims(run_dir, runs) if run.study_json.is_file() else None
+    sections = build_sections(run_dir, fig_dir, runs, claims)
     html_path = atomic_write_text(run.report_html, render_html(title, sections))
     md_path = atomic_write_text(run.report_md, render_markdown(title, sections, out_dir))
-    if study:
-        atomic_write_text(run.claims_md, claims_markdown(compute_claims(run_dir,
-                                                                        training_runs(run_dir))))
+    if claims is not None:
+        atomic_write_text(run.claims_md, claims_markdown(claims))
     return html_path, md_path
