@@ -261,13 +261,13 @@ def response_nll(
     dev = next(model.parameters()).device
     # the LM head only from the first position that predicts a response token (`logits_to_keep`)
     first = int(resp.int().argmax(1)[resp.any(1)].min().item()) - 1 if resp.any() else 0
-    keep = torch.arange(max(first, 0), ids.shape[1] - 1, device=dev)  # (T',)
+    keep = torch.arange(max(first, 0), ids.shape[1] - 1)  # (T',) positions whose logits count
     logits = model(input_ids=ids.to(dev), attention_mask=attn.to(dev),
-                   logits_to_keep=keep).logits.float()  # (b, T', V)
+                   logits_to_keep=keep.to(dev)).logits.float()  # (b, T', V)
     logp = torch.log_softmax(logits, dim=-1)  # (b, T', V)
-    tgt = ids[:, keep.cpu() + 1].to(dev)  # (b, T')
+    tgt = ids[:, keep + 1].to(dev)  # (b, T') the tokens they predict
     nll = -logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)  # (b, T')
-    mask = resp[:, keep.cpu() + 1].to(dev).float()  # (b, T'): positions predicting responses
+    mask = resp[:, keep + 1].to(dev).float()  # (b, T'): positions predicting responses
     return (nll * mask).sum(1).cpu(), mask.sum(1).cpu()
 
 
