@@ -23,6 +23,8 @@ from peft.tuners.lora.layer import Linear as LoraLinear
 from peft.utils import AuxiliaryTrainingWrapper
 from torch import nn
 
+from moalign import packed_linear
+
 
 def dropout_active(model: nn.Module) -> bool:
     """True when a forward of `model` draws dropout masks (a module in train mode with p > 0)."""
@@ -91,3 +93,5 @@ def merged_lora(model: nn.Module) -> Iterator[bool]:
     finally:
         for w, data in saved:
             w.data = data
+        for m in layers:  # drop the packed copies of the merged weights
+            packed_linear.release(m.get_base_layer())

@@ -32,6 +32,7 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
+from moalign import packed_linear
 from moalign.core.errors import ConfigError, ModelNotFoundError
 from moalign.core.io import atomic_dir
 
@@ -202,9 +203,14 @@ def load_policy(
 
 
 def to_device(model: M, device: str | torch.device) -> M:
-    """`model.to(device)` (in place), typed as `model`: transformers wraps `PreTrainedModel.to`
-    in `functools.wraps`, which type checkers read as an unbound function."""
+    """`model.to(device)` (in place), typed as `model` (transformers wraps `PreTrainedModel.to`
+    in `functools.wraps`, which type checkers read as an unbound function); on the CPU its
+    linear layers use prepacked oneDNN weights (`packed_linear`), elsewhere plain ones."""
     model.to(device)
+    if torch.device(device).type == "cpu":
+        packed_linear.install(model)
+    else:
+        packed_linear.uninstall(model)
     return model
 
 
@@ -223,7 +229,7 @@ def tiny_causal_lm(seed: int = 0, hidden: int = 32, layers: int = 2) -> Policy:
         max_position_embeddings=512, bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=True,
     )
-    model = LlamaForCausalLM(config).eval()
+    model = to_device(LlamaForCausalLM(config).eval(), "cpu")
     model.generation_config.pad_token_id = tok.pad_token_id
     return Policy(model=model, tokenizer=tok, is_encoder_decoder=False, name="tiny-llama")
 
@@ -238,7 +244,7 @@ def tiny_t5(seed: int = 0, d_model: int = 32, layers: int = 2) -> Policy:
         eos_token_id=tok.eos_token_id,
     )  # T5Config always ties the embeddings
     config.decoder_start_token_id = tok.pad_token_id
-    model = T5ForConditionalGeneration(config).eval()
+    model = to_device(T5ForConditionalGeneration(config).eval(), "cpu")
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.decoder_start_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
