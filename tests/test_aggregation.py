@@ -238,6 +238,31 @@ def test_weight_points_times_prompts_in_one_batch(ens):
             generate(ens, PROMPTS, point, sampling=GREEDY)
 
 
+def test_shared_token_histories_run_once_and_split_exactly(ens):
+    """Nearby weight points greedily share their first tokens: each expert runs every distinct
+    (prompt, tokens so far) once and splits a row when its points diverge. Reference: the naive
+    uncached loop for each point alone."""
+    points = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.5, 0.5, 0.0],
+                           [0.45, 0.55, 0.0], [0.0, 1.0, 0.0], [0.3, 0.3, 0.4]])
+    weights = points.repeat_interleave(len(PROMPTS), dim=0)  # (P·B, K)
+    rows_run: list[int] = []
+    decoder = agg.base_model(ens.model).get_decoder()
+    hook = decoder.register_forward_pre_hook(
+        lambda m, a, kw: rows_run.append(kw["input_ids"].shape[0]), with_kwargs=True)
+    try:
+        ids = generate_ids(ens, PROMPTS * len(points), weights, sampling=GREEDY)
+    finally:
+        hook.remove()
+    for p, point in enumerate(points):
+        alone = generate_naive_ids(ens, PROMPTS, point, sampling=GREEDY)
+        assert torch.equal(ids[p * len(PROMPTS):(p + 1) * len(PROMPTS)], alone), p
+    batch_rows = int((weights > 0).sum())  # (expert, sequence) pairs with a non-zero weight
+    if not ens.is_encoder_decoder:  # causal experts: distinct histories only
+        assert rows_run[0] == 3 * len(PROMPTS)  # each expert prefills each prompt once
+        assert rows_run[1] < batch_rows and len(set(rows_run[1:])) > 1  # shared, then split
+        assert max(rows_run) <= batch_rows
+
+
 # ------------------------------------------------------------------------------------------------
 # sampling
 

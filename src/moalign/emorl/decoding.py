@@ -82,9 +82,13 @@ class _CachedExperts:
 
     `first()` runs the prompt (and, for encoder-decoders, the encoder once per expert) and returns
     each expert's head input at the current position, zero where an expert skips a row;
-    `next(tokens)` feeds only the new token. A causal expert runs each distinct prompt once
-    (the search repeats its prompts for every weight point): `first()` prefills the
-    `prefill_sizes()` rows, then copies their cache and last state to the rows that share them.
+    `next(tokens)` feeds only the new token. A causal expert computes each distinct token history
+    once: the M batch rows map onto fewer *physical* rows (`phys`), one per distinct (expert,
+    prompt, tokens so far), since an expert's hidden state depends on nothing else. The search
+    repeats its prompts for every weight point, so the prompt is prefilled once per expert, and
+    greedy responses of nearby points share their first tokens: a physical row splits (its cache
+    is copied, ``reorder_cache``) only when the rows on it choose different tokens.
+    `sizes` holds the physical rows per expert (the `expert_major_batch` blocks).
     """
 
     def __init__(self, base: PreTrainedModel, groups: list[torch.Tensor],
@@ -100,10 +104,13 @@ class _CachedExperts:
         self.decoder = self.base.get_decoder()
         self.cache = (EncoderDecoderCache(DynamicCache(config=cfg), DynamicCache(config=cfg))
                       if self.ed else DynamicCache(config=cfg))
-        self.unique, self.inverse = self._distinct(enc)
+        unique, self.phys = self._distinct(enc)  # (P,) rows to prefill, (M,) their physical row
+        self.ids, self.mask = self.ids[unique], self.mask[unique]  # (P, S)
+        self.phys_expert = self.expert[unique]  # (P,) expert of every physical row
+        self.sizes = torch.bincount(self.phys_expert, minlength=self.k).tolist()
 
     def _distinct(self, enc: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(batch rows to prefill (U,), expert-major; the prefilled row each batch row copies
+        """(batch rows to prefill (P,), expert-major; the prefilled row of each batch row
         (M,)): one per distinct (expert, prompt) pair (all rows for encoder-decoders)."""
         m = self.rows.numel()
         every = torch.arange(m, device=self.rows.device)
@@ -120,12 +127,9 @@ class _CachedExperts:
                                                         include_self=False)
         return first[:n_unique], inverse
 
-    def prefill_sizes(self) -> list[int]:
-        """Rows per expert of the prefill batch (`expert_major_batch` block sizes)."""
-        return torch.bincount(self.expert[self.unique], minlength=self.k).tolist()
-
     def _out(self, hidden: torch.Tensor) -> torch.Tensor:
-        last = hidden[:, -1]  # (M, H)
+        """Physical rows' last states (P, T, H) -> head inputs (K, B, H), 0 where skipped."""
+        last = hidden[:, -1][self.phys]  # (M, H)
         if self.full:
             return last.reshape(self.k, self.b, -1)  # (K, B, H)
         h = last.new_zeros(self.k, self.b, last.shape[-1])
@@ -137,23 +141,33 @@ class _CachedExperts:
             self.enc_h = self.base.get_encoder()(input_ids=self.ids, attention_mask=self.mask)[0]
             start = self.base.config.decoder_start_token_id
             return self.next(torch.full((self.b,), start, dtype=torch.long, device=self.ids.device))
-        ids, mask = self.ids[self.unique], self.mask[self.unique]  # (U, S)
-        out = self.decoder(input_ids=ids, attention_mask=mask,
-                           position_ids=left_pad_positions(mask), cache=self.cache, use_cache=True)
-        last = out.last_hidden_state[:, -1:]  # (U, 1, H)
-        if self.unique.numel() < self.rows.numel():  # copy shared prompts to their rows
-            self.cache.reorder_cache(cast(torch.LongTensor, self.inverse))  # (U, ...) -> (M, ...)
-            last = last[self.inverse]  # (M, 1, H)
-        self.pos = left_pad_positions(self.mask)[:, -1:]  # (M, 1)
-        return self._out(last)
+        out = self.decoder(input_ids=self.ids, attention_mask=self.mask,
+                           position_ids=left_pad_positions(self.mask), cache=self.cache,
+                           use_cache=True)
+        self.pos = left_pad_positions(self.mask)[:, -1:]  # (P, 1)
+        return self._out(out.last_hidden_state)
+
+    def _split(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Regroup the batch rows by (physical row, new token): the new physical rows, sorted
+        (so still expert-major), copy their parent's cache; returns their tokens (P', 1)."""
+        key = self.phys * 2**32 + tokens[self.rows]  # (M,)
+        distinct, self.phys = torch.unique(key, return_inverse=True)  # (P',), (M,)
+        parent = distinct // 2**32  # (P',) non-decreasing
+        n = self.mask.shape[0]
+        if parent.numel() != n or not torch.equal(parent, torch.arange(n, device=parent.device)):
+            self.cache.reorder_cache(cast(torch.LongTensor, parent))
+            self.mask, self.pos = self.mask[parent], self.pos[parent]
+            self.phys_expert = self.phys_expert[parent]
+            self.sizes[:] = torch.bincount(self.phys_expert, minlength=self.k).tolist()
+        return (distinct % 2**32).unsqueeze(1)
 
     def next(self, tokens: torch.Tensor) -> torch.Tensor:
-        ids = tokens[self.rows].unsqueeze(1)  # (M, 1)
         if self.ed:
-            out = self.decoder(input_ids=ids, encoder_hidden_states=self.enc_h,
-                               encoder_attention_mask=self.mask, cache=self.cache,
-                               use_cache=True)
+            out = self.decoder(input_ids=tokens[self.rows].unsqueeze(1),
+                               encoder_hidden_states=self.enc_h, encoder_attention_mask=self.mask,
+                               cache=self.cache, use_cache=True)
             return self._out(out.last_hidden_state)
+        ids = self._split(tokens)  # (P, 1)
         self.mask = torch.cat([self.mask, self.mask.new_ones(self.mask.shape[0], 1)], dim=1)
         self.pos = self.pos + 1
         out = self.decoder(input_ids=ids, attention_mask=self.mask, position_ids=self.pos,
@@ -290,17 +304,15 @@ def generate_ids(ensemble: Ensemble, prompts: list[str], weights: Weights, level
     adapters, w = [ensemble.adapter_names[k] for k in used], w[:, used]
     groups = [w[:, j].nonzero().squeeze(1) for j in range(len(used))]  # rows with w_k > 0
     experts = _CachedExperts(base, groups, enc)
-    with inference(ensemble.model):
-        with expert_major_batch(ensemble.model, adapters, experts.prefill_sizes()):
-            h0 = experts.first()  # (K, B, H)
-        with expert_major_batch(ensemble.model, adapters, [len(g) for g in groups]):
+    with inference(ensemble.model), expert_major_batch(ensemble.model, adapters, experts.sizes):
+        h0 = experts.first()  # (K, B, H)
 
-            def next_logits(tokens: torch.Tensor | None) -> torch.Tensor:
-                h = h0 if tokens is None else experts.next(tokens)  # (K, B, H)
-                return aggregate_logits(lambda x: project(base, x), h, w, level, logits_space)
+        def next_logits(tokens: torch.Tensor | None) -> torch.Tensor:
+            h = h0 if tokens is None else experts.next(tokens)  # (K, B, H)
+            return aggregate_logits(lambda x: project(base, x), h, w, level, logits_space)
 
-            return _run_loop(ensemble, enc, next_logits, sampling, generator, eos_token_id,
-                             on_token)
+        return _run_loop(ensemble, enc, next_logits, sampling, generator, eos_token_id,
+                         on_token)
 
 
 def generate(ensemble: Ensemble, prompts: list[str], weights: Weights, level: Level = "states",

@@ -58,30 +58,21 @@ def _stack(layer: Any, adapters: list[str]) -> tuple[torch.Tensor, torch.Tensor]
     return a_t, b_t
 
 
-def _bmm_hook(a_t: torch.Tensor, b_t: torch.Tensor) -> Callable[..., Any]:
-    """Forward hook adding expert k's LoRA delta x·A_k^T·(s_k·B_k)^T to its block of rows."""
-    k = a_t.shape[0]
-
-    def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
-             output: torch.Tensor) -> torch.Tensor:
-        x = args[0] if args else kwargs["x"]
-        xa = torch.bmm(x.reshape(k, -1, x.shape[-1]).to(a_t.dtype), a_t)  # (K, B·T, R)
-        if output.dtype == b_t.dtype and output.is_contiguous():
-            output.view(k, -1, output.shape[-1]).baddbmm_(xa, b_t)  # (K, B·T, out), in place
-            return output
-        return output + torch.bmm(xa, b_t).reshape(output.shape).to(output.dtype)
-
-    return hook
-
-
-def _segment_hook(a_t: torch.Tensor, b_t: torch.Tensor, sizes: list[int]
-                  ) -> Callable[..., Any]:
-    """Forward hook for blocks of different sizes: rows of block k (``sizes[k]`` of them, in
-    order) get expert k's delta x·A_k^T·(s_k·B_k)^T."""
+def _delta_hook(a_t: torch.Tensor, b_t: torch.Tensor, sizes: list[int]) -> Callable[..., Any]:
+    """Forward hook adding expert k's LoRA delta x·A_k^T·(s_k·B_k)^T to its block of rows
+    (``sizes[k]`` rows, in order; the list is read at every call): two `bmm` over all blocks
+    when they are equal, else one pair of matrix products per block."""
 
     def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
              output: torch.Tensor) -> torch.Tensor:
         x = args[0] if args else kwargs["x"]  # (M, T, in), M = Σ sizes
+        if len(set(sizes)) == 1:
+            k = len(sizes)
+            xa = torch.bmm(x.reshape(k, -1, x.shape[-1]).to(a_t.dtype), a_t)  # (K, B·T, R)
+            if output.dtype == b_t.dtype and output.is_contiguous():
+                output.view(k, -1, output.shape[-1]).baddbmm_(xa, b_t)  # (K, B·T, out)
+                return output
+            return output + torch.bmm(xa, b_t).reshape(output.shape).to(output.dtype)
         out = output if output.dtype == b_t.dtype and output.is_contiguous() \
             else output.to(b_t.dtype).contiguous()
         start = 0
@@ -95,9 +86,10 @@ def _segment_hook(a_t: torch.Tensor, b_t: torch.Tensor, sizes: list[int]
     return hook
 
 
-def _inject_names(names: list[str]) -> Callable[..., Any]:
+def _inject_names(adapters: list[str], sizes: list[int]) -> Callable[..., Any]:
     def pre_hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
                  ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        names = [a for a, n in zip(adapters, sizes, strict=True) for _ in range(n)]
         return args, {**kwargs, "adapter_names": names}
 
     return pre_hook
@@ -108,8 +100,10 @@ def expert_major_batch(model: PeftModel, adapters: list[str],
                        rows_per_expert: int | Sequence[int]) -> Iterator[None]:
     """Inside this context, a batch of K·rows_per_expert rows runs expert k on rows
     ``k·rows … (k+1)·rows-1`` (LoRA delta ``s_k·B_k·A_k·x``), in one forward for all experts.
-    A sequence gives each expert its own number of rows (consecutive blocks, in order)."""
-    sizes = [rows_per_expert] * len(adapters) if isinstance(rows_per_expert, int) \
+    A list gives each expert its own number of rows (consecutive blocks, in order); it is read
+    at every forward, so the caller may change its entries between forwards."""
+    sizes = rows_per_expert if isinstance(rows_per_expert, list) else \
+        [rows_per_expert] * len(adapters) if isinstance(rows_per_expert, int) \
         else [int(n) for n in rows_per_expert]
     layers = lora_layers(model)
     handles = []
@@ -119,15 +113,13 @@ def expert_major_batch(model: PeftModel, adapters: list[str],
                 for m in layers:
                     stacks = _stack(m, adapters)
                     if stacks is not None:
-                        hook = _bmm_hook(*stacks) if len(set(sizes)) == 1 \
-                            else _segment_hook(*stacks, sizes)
-                        handles.append(m.register_forward_hook(hook, with_kwargs=True))
+                        handles.append(m.register_forward_hook(_delta_hook(*stacks, sizes),
+                                                               with_kwargs=True))
                 yield
         else:
-            names = [a for a, n in zip(adapters, sizes, strict=True) for _ in range(n)]
             for m in [*layers, *(m for m in model.modules()
                                  if isinstance(m, AuxiliaryTrainingWrapper))]:
-                handles.append(m.register_forward_pre_hook(_inject_names(names),
+                handles.append(m.register_forward_pre_hook(_inject_names(adapters, sizes),
                                                            with_kwargs=True))
             yield
     finally:
