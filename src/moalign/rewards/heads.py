@@ -551,4 +551,4 @@ class ScalarHeadModel(nn.Module):
         model = cls(backbone, AutoTokenizer.from_pretrained(str(src)), meta["backbone"],
                     meta["pooling"], meta["input_format"], meta.get("output", "sigmoid"))
         model.head.load_state_dict(load_file(path / HEAD_WEIGHTS))
-        return model.to(pick_device(device)).eval()
+        return to_device(model, pick_device(device)).eval()
