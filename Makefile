@@ -55,6 +55,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/pip install -q trl==1.16.0
+	$(BIN)/python bench/packed_linear.py
 	$(BIN)/python bench/scst_step.py
 	$(BIN)/python bench/molma_iter.py
 	$(BIN)/python bench/aggregate_decode.py --floor

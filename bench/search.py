@@ -41,8 +41,10 @@ SCALE = 0.06  # std of the random LoRA B entries
 
 
 def ensemble(tiny: bool, k: int, seed: int = 0) -> Ensemble:
-    """The base policy with K LoRA experts whose B matrices are random (so experts differ)."""
+    """The base policy with K LoRA experts whose B matrices are random (so experts differ);
+    seeded, A matrices included, so every run searches the same experts."""
     policy: Policy = tiny_causal_lm() if tiny else load_policy(SMOLLM2, device="cpu")
+    torch.manual_seed(seed)  # PEFT draws the A matrices from the global generator
     for name in OBJECTIVES[:k]:
         attach_lora(policy, name)
     gen = torch.Generator().manual_seed(seed)
@@ -78,8 +80,8 @@ def bench_k(k: int, args: argparse.Namespace) -> float:
             seconds, results[side] = timed_search(ens, k, args, side == "per-point")
             times[side].append(seconds)
     med = {s: statistics.median(t) for s, t in times.items()}
-    n = results["batched"].n_evaluations
     for side in times:
+        n = results[side].n_evaluations
         print(f"  K={k} {side:9s} {med[side]:8.2f} s  {n} evaluations "
               f"({med[side] / n:.3f} s each)  runs {[round(t, 2) for t in times[side]]}")
     ratios = [p / b for p, b in zip(times["per-point"], times["batched"], strict=True)]

@@ -19,7 +19,7 @@ is faster there, `bench/packed_linear.py`). The copy is made
 on first use and remade when the weight changes (a new tensor, or an in-place update), and the
 backward pass (the gradient of the input, ``g·W``) packs the transposed weight on first need.
 Memory: one packed copy of each frozen weight used, two once gradients flow through it
-(SmolLM2 SCST step, `bench/scst_step.py`: 2.6 -> 3.6 GiB peak RSS, 7.5 -> 5.4 s).
+(SmolLM2 SCST step, `bench/scst_step.py`: 2.5 -> 3.5 GiB peak RSS, 7.6 -> 4.7 s).
 ``MOALIGN_PACKED_LINEAR=forward`` packs for the forward only (one copy; the backward's
 ``g·W`` runs MKL: ~0.8 s more per SCST step, 0.7 GiB less), ``=0`` turns packing off.
 """
