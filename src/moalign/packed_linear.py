@@ -3,9 +3,9 @@
 On the CPU a float32 `nn.Linear` runs MKL's ``sgemm``. oneDNN's inner product over a weight
 reordered once into its blocked layout (``mkldnn::_reorder_linear_weight``, what
 ``torch.compile`` emits for frozen CPU weights) computes the same product 2-3x faster on
-this project's AMD EPYC (AVX-512) for every shape a policy runs: decoding (12 rows: 0.30 ->
-0.11 ms for a 1536x576 weight), the gradient pass (384 rows: 7.3 -> 2.9 ms) and the 49k-row
-LM head (12 rows: 19 -> 6 ms); ``bench/packed_linear.py`` prints the table on any machine.
+this project's AMD EPYC (AVX-512) for the shapes a policy runs: decoding (12 rows: 0.27 ->
+0.11 ms for a 1536x576 weight), the gradient pass (384 rows: 6.5 -> 2.8 ms) and the 49k-row
+LM head (12 rows: 14.6 -> 5.4 ms); ``bench/packed_linear.py`` prints the table on any machine.
 The sums are accumulated in another order, so outputs differ from MKL's by float rounding
 (~1e-6 relative).
 
