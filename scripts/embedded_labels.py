@@ -74,6 +74,18 @@ def weighted_choice(rng: random.Random, weights: dict[str, int]) -> str:
 # ---- plain pairs ---------------------------------------------------------------------------
 
 
+def add_pair(records: list[Record], seen: set[tuple[str, str]], prompt: str,
+             pair: tuple[str, str], family: str) -> None:
+    """Append a positive and a negative record for `prompt` unless either (prompt, response)
+    was already produced."""
+    good, bad = pair
+    if (prompt, good) in seen or (prompt, bad) in seen:
+        return
+    seen.update({(prompt, good), (prompt, bad)})
+    records.append({"prompt": prompt, "response": good, "label": 1, "family": "positive"})
+    records.append({"prompt": prompt, "response": bad, "label": 0, "family": family})
+
+
 def labelled_records(
     train: Sequence[Client],
     rng: random.Random,
@@ -98,11 +110,8 @@ def labelled_records(
         good = fill(rng, positive, slots_for(st, rng, train))
         kind = weighted_choice(rng, weights)
         bad = fill(rng, negative[kind], slots_for(st, rng, train))
-        if (st.text, good) in seen or (st.text, bad) in seen or good == bad:
-            continue
-        seen.update({(st.text, good), (st.text, bad)})
-        records.append({"prompt": st.text, "response": good, "label": 1, "family": "positive"})
-        records.append({"prompt": st.text, "response": bad, "label": 0, "family": kind})
+        if good != bad:
+            add_pair(records, seen, st.text, (good, bad), kind)
     rng.shuffle(records)
     return records
 
@@ -205,12 +214,7 @@ def hard_records(
                             slots_for(other, rng, statements), positives, fragments)
         bad = hard_negative(rng, family, spec["families"][family][head][part], slots, positives)
         good = slots["good"]
-        if bad is None or bad == good or good in avoid or bad in avoid:
-            continue
-        if (st.text, good) in seen or (st.text, bad) in seen:
-            continue
-        seen.update({(st.text, good), (st.text, bad)})
-        records.append({"prompt": st.text, "response": good, "label": 1, "family": "positive"})
-        records.append({"prompt": st.text, "response": bad, "label": 0, "family": family})
+        if bad is not None and bad != good and good not in avoid and bad not in avoid:
+            add_pair(records, seen, st.text, (good, bad), family)
     rng.shuffle(records)
     return records
