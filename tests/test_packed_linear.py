@@ -72,7 +72,8 @@ def test_a_changed_weight_is_repacked() -> None:
         torch.testing.assert_close(m(x), x @ m.weight.T, rtol=1e-5, atol=1e-5)
     assert n_packed(m) == packed_linear.SLOTS
     packed_linear.release(m)
-    assert n_packed(m) == 1
+    assert n_packed(m) == 1  # the copy of the current weight stays
+    assert packed_linear._CACHE[m][0].key == packed_linear._key(m.weight)
 
 
 def test_fallbacks_keep_autograd_autocast_and_few_rows() -> None:
@@ -134,3 +135,5 @@ def test_lora_log_probs_and_gradients_match_the_plain_model() -> None:
     with torch.no_grad(), merged_lora(policies[0].model):
         policies[0].model(rollouts[0].query_ids)  # packs the merged weights
     assert base and all(n_packed(m) <= 1 for m in base)
+    assert all(e.key == packed_linear._key(m.weight)  # only the base weights' copies stay
+               for m in base for e in packed_linear._CACHE.get(m, []))

@@ -119,10 +119,13 @@ def release(layer: nn.Module) -> None:
     """Forget the packed copies of tensors that are no longer the layer's weight (called when a
     transient weight, such as a merged LoRA copy, is put back)."""
     weight = getattr(layer, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        return
+    key = _key(weight)
     with _LOCK:
         slots = _CACHE.get(layer)
-        if slots and isinstance(weight, torch.Tensor):
-            slots[:] = [e for e in slots if e.key == _key(weight)]
+        if slots:
+            slots[:] = [e for e in slots if e.key == key]
 
 
 class _PackedProduct(torch.autograd.Function):

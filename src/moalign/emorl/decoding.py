@@ -97,15 +97,15 @@ class _CachedExperts:
         self.rows = torch.cat(groups)  # (M,) prompt row of every batch row
         self.expert = torch.cat([torch.full_like(g, k) for k, g in enumerate(groups)])  # (M,)
         self.full = self.rows.numel() == self.k * self.b  # equal blocks: (K, B) by a reshape
-        self.ids = enc["input_ids"][self.rows]  # (M, S)
-        self.mask = enc["attention_mask"][self.rows]  # (M, S)
         cfg = self.base.config
         self.ed = bool(cfg.is_encoder_decoder)
         self.decoder = self.base.get_decoder()
         self.cache = (EncoderDecoderCache(DynamicCache(config=cfg), DynamicCache(config=cfg))
                       if self.ed else DynamicCache(config=cfg))
         unique, self.phys = self._distinct(enc)  # (P,) rows to prefill, (M,) their physical row
-        self.ids, self.mask = self.ids[unique], self.mask[unique]  # (P, S)
+        first_rows = self.rows[unique]  # (P,) prompt row of every physical row
+        self.ids = enc["input_ids"][first_rows]  # (P, S)
+        self.mask = enc["attention_mask"][first_rows]  # (P, S)
         self.phys_expert = self.expert[unique]  # (P,) expert of every physical row
         self.sizes = torch.bincount(self.phys_expert, minlength=self.k).tolist()
 
