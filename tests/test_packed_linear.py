@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from moalign import packed_linear
+from moalign.core.errors import ConfigError
 from moalign.fastpath import merged_lora
 from moalign.models import attach_lora, tiny_causal_lm, to_device
 from moalign.rollout import policy_logprobs, sample
@@ -137,3 +138,13 @@ def test_lora_log_probs_and_gradients_match_the_plain_model() -> None:
     assert base and all(n_packed(m) <= 1 for m in base)
     assert all(e.key == packed_linear._key(m.weight)  # only the base weights' copies stay
                for m in base for e in packed_linear._CACHE.get(m, []))
+
+
+def test_an_unknown_mode_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setattr(packed_linear, "MODE", "fwd")
+    monkeypatch.setattr(packed_linear, "_AVAILABLE", None)
+    with pytest.raises(ConfigError, match=r"MOALIGN_PACKED_LINEAR='fwd' is not one of"):
+        packed_linear.available()
+    monkeypatch.setattr(packed_linear, "MODE", "0")
+    assert not packed_linear.available()  # off: models keep plain layers
+    assert packed_linear.install(nn.Linear(4, 4)) == 0

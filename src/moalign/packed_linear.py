@@ -36,8 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MODE = os.environ.get("MOALIGN_PACKED_LINEAR", "all")  # all | forward | 0
-ENABLED = MODE not in ("0", "off", "false")
+from moalign.core.errors import ConfigError
+
+MODES = ("all", "forward", "0")
+MODE = os.environ.get("MOALIGN_PACKED_LINEAR", "all")  # one of MODES, checked by `available`
 PACK_BACKWARD = MODE != "forward"  # "forward": the backward's g·W runs MKL on the dense weight
 SLOTS = 2  # packed weights kept per layer: its own weight and one transient (merged LoRA)
 FEW_ROWS, LARGE = 4, 2**22  # below FEW_ROWS rows, MKL wins on weights under LARGE entries
@@ -90,7 +92,10 @@ def available() -> bool:
     """Packing is on (``MOALIGN_PACKED_LINEAR``) and this torch build supports it."""
     global _AVAILABLE
     if _AVAILABLE is None:
-        _AVAILABLE = ENABLED and _probe()
+        if MODE not in MODES:
+            raise ConfigError(f"MOALIGN_PACKED_LINEAR={MODE!r} is not one of {list(MODES)}: "
+                              "all (default), forward (pack for the forward only) or 0 (off)")
+        _AVAILABLE = MODE != "0" and _probe()
     return _AVAILABLE
 
 
